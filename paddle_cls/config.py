@@ -1,0 +1,168 @@
+"""YAML configs in PaddleClas-style sections, `-o Section.key=value` overrides, and their checks.
+
+Sections: Global, Arch, Loss, Optimizer, DataLoader, Metric. `Arch`, `Loss`, `Optimizer`, `Metric` and each
+`DataLoader.<split>.dataset` are written `{name: X, **kwargs}`; their names and keys are checked when they
+are built (see `build.py`). `Global` and `DataLoader` keys are checked here.
+"""
+import copy
+import difflib
+import re
+
+import yaml
+
+from .errors import ConfigError
+
+GLOBAL_DEFAULTS = {
+    "engine": "runner",
+    "device": "auto",
+    "seed": 100,
+    "epochs": 30,
+    "output_dir": "./output",
+    "data_dir": None,
+    "download": True,
+    "log_steps": 100,
+    "eval_steps": 0,
+    "checkpoint": None,
+}
+
+SECTIONS = ("Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric")
+REQUIRED_SECTIONS = ("Arch", "Optimizer", "DataLoader")
+LOADER_SPLITS = ("Train", "Eval", "Test")
+LOADER_KEYS = ("dataset", "batch_size", "shuffle", "drop_last", "num_workers")
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string; learning rates are written that way, so read it as a float."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?|\.inf|\.nan)$", re.I),
+    list("-+0123456789."),
+)
+
+
+def _parse_yaml(text):
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# key -> (check, what the value must be)
+_GLOBAL_CHECKS = {
+    "engine": (lambda v: isinstance(v, str), "an engine name"),
+    "device": (lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)), "auto, cpu, gpu or gpu:N"),
+    "seed": (lambda v: v is None or _is_int(v), "an integer or null"),
+    "epochs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "output_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
+    "data_dir": (lambda v: v is None or isinstance(v, str), "a path or null"),
+    "download": (lambda v: isinstance(v, bool), "true or false"),
+    "log_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no step log)"),
+    "eval_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no evaluation)"),
+    "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
+}
+_LOADER_CHECKS = {
+    "dataset": (lambda v: isinstance(v, dict) and "name" in v, "a mapping with a 'name' key"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "shuffle": (lambda v: isinstance(v, bool), "true or false"),
+    "drop_last": (lambda v: isinstance(v, bool), "true or false"),
+    "num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+}
+
+
+def choices_hint(value, valid):
+    """'valid: a, b, c; did you mean b?' for error messages."""
+    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"valid: {', '.join(map(str, valid))}{hint}"
+
+
+def parse_override(text):
+    """Split `Section.key=value` into (['Section', 'key'], value), the value parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"malformed override {text!r}: expected -o Section.key=value, e.g. -o Global.epochs=5")
+    try:
+        value = _parse_yaml(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def apply_override(config, text):
+    """Set the value of one `-o Section.key=value` override in `config` (in place)."""
+    parts, value = parse_override(text)
+    node = config
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {text!r}: {'.'.join(parts[:depth + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_section(values, checks, where):
+    for key, value in values.items():
+        if key not in checks:
+            raise ConfigError(f"unknown key {where}.{key} ({choices_hint(key, list(checks))})")
+        check, expected = checks[key]
+        if not check(value):
+            raise ConfigError(f"{where}.{key} must be {expected}, got {value!r}")
+
+
+def validate(config, source="config"):
+    """Check sections, Global and DataLoader keys and values; raise ConfigError naming the first problem."""
+    for section in config:
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section {section} ({choices_hint(section, SECTIONS)})")
+    for section in REQUIRED_SECTIONS:
+        if not isinstance(config.get(section), dict):
+            raise ConfigError(f"{source}: section {section} is missing or not a mapping")
+    _check_section(config["Global"], _GLOBAL_CHECKS, "Global")
+    loaders = config["DataLoader"]
+    for split, loader in loaders.items():
+        if split not in LOADER_SPLITS:
+            raise ConfigError(f"unknown key DataLoader.{split} ({choices_hint(split, LOADER_SPLITS)})")
+        if not isinstance(loader, dict) or "dataset" not in loader:
+            raise ConfigError(f"DataLoader.{split} must be a mapping with a 'dataset' entry")
+        _check_section(loader, _LOADER_CHECKS, f"DataLoader.{split}")
+    if "Train" not in loaders:
+        raise ConfigError("DataLoader.Train is missing: training needs a training split")
+
+
+def load_config(path, overrides=()):
+    """Read a YAML config, apply `-o` overrides, fill Global defaults and check it.
+
+    Args:
+        path: the YAML file.
+        overrides: strings `Section.key=value`; values are parsed as YAML (`5`, `true`, `[1, 2]`, `null`).
+
+    Returns:
+        The config as nested dicts.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = _parse_yaml(file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected sections (Global, Arch, ...) at the top level")
+    config = copy.deepcopy(config)
+    config["Global"] = {**GLOBAL_DEFAULTS, **(config.get("Global") or {})}
+    for text in overrides:
+        apply_override(config, text)
+    validate(config, path)
+    return config
+
+
+def dump_config(config):
+    """The config as YAML text, sections in the usual order."""
+    ordered = {section: config[section] for section in SECTIONS if section in config}
+    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)

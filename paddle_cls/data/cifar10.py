@@ -1,0 +1,236 @@
+"""CIFAR-10 read from the raw Python-pickle batches, as chapter 5.5 of the nndl course reads them.
+
+Splits: `train` = data_batch_1..4 (40,000 images), `dev` = data_batch_5, `test` = test_batch.
+The data may sit in the extracted `cifar-10-batches-py` folder, a folder holding it, the
+`cifar-10-python.tar.gz` archive itself (read in place, never extracted) or a folder holding the archive.
+"""
+import os
+import tarfile
+
+import numpy as np
+from paddle import io
+
+from ..errors import DataError
+from ..utils.safe_pickle import safe_load
+
+CIFAR10_URL = "https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+BATCH_FOLDER = "cifar-10-batches-py"
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+id2label = dict(enumerate(CIFAR10_LABELS))
+
+SPLIT_FILES = {
+    "train": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4"),
+    "dev": ("data_batch_5",),
+    "test": ("test_batch",),
+}
+IMAGE_SHAPE = (3, 32, 32)
+
+# uint8 -> float32 tables that reproduce the course's arithmetic bit for bit: it divides by 255 in
+# float64, casts to float32, then Normalize subtracts and divides in float32. A table lookup gives the
+# same numbers without float64 temporaries.
+_SCALE_LUT = (np.arange(256) / 255.0).astype(np.float32)
+_NORMALIZE_LUT = (_SCALE_LUT[None, :] - np.float32(CIFAR10_MEAN)[:, None]) / np.float32(CIFAR10_STD)[:, None]
+_CHANNEL_INDEX = np.arange(3)[:, None, None]
+
+
+def cifar10_cache_dir():
+    """The folder where Paddle's own downloader keeps the CIFAR archive (`~/.cache/paddle/dataset/cifar`)."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", "cifar")
+
+
+def _is_batch_folder(path):
+    return any(os.path.isfile(os.path.join(path, name)) for name in ("data_batch_1", "test_batch"))
+
+
+def find_cifar10(data_dir=None, download=False):
+    """Locate CIFAR-10 and return the batch folder or the archive to read it from.
+
+    Args:
+        data_dir: the `cifar-10-batches-py` folder, a folder holding it, `cifar-10-python.tar.gz`, or a
+            folder holding the archive. None looks in Paddle's dataset cache.
+        download: fetch the official archive into Paddle's dataset cache (md5 checked) when not found.
+
+    Raises:
+        DataError: nothing found and download not allowed or failed; the message says where to put the file.
+    """
+    cache_archive = os.path.join(cifar10_cache_dir(), ARCHIVE_NAME)
+    if data_dir is not None:
+        data_dir = os.path.expanduser(str(data_dir))
+        if os.path.isfile(data_dir):
+            return data_dir
+        if os.path.isdir(data_dir):
+            if _is_batch_folder(data_dir):
+                return data_dir
+            if _is_batch_folder(os.path.join(data_dir, BATCH_FOLDER)):
+                return os.path.join(data_dir, BATCH_FOLDER)
+            if os.path.isfile(os.path.join(data_dir, ARCHIVE_NAME)):
+                return os.path.join(data_dir, ARCHIVE_NAME)
+        where = data_dir
+    else:
+        if os.path.isfile(cache_archive):
+            return cache_archive
+        where = cifar10_cache_dir()
+    if download:
+        return _download_cifar10(where)
+    raise DataError(
+        f"CIFAR-10 not found at {where}: expected {ARCHIVE_NAME} (md5 {CIFAR10_MD5}, from {CIFAR10_URL}) "
+        f"or its extracted {BATCH_FOLDER} folder there. Put it there, point Global.data_dir at it, "
+        "or allow the download (Global.download: true)."
+    )
+
+
+def _download_cifar10(where):
+    from paddle.dataset.common import download, md5file
+
+    try:
+        path = download(CIFAR10_URL, "cifar", CIFAR10_MD5)
+    except Exception as exc:  # the downloader raises bare RuntimeErrors and network errors alike
+        raise DataError(
+            f"CIFAR-10 not found at {where} and the download from {CIFAR10_URL} failed ({exc}). "
+            f"Fetch {ARCHIVE_NAME} (md5 {CIFAR10_MD5}) by hand and put it in {where} or {cifar10_cache_dir()}, "
+            "or point Global.data_dir at it."
+        ) from None
+    if md5file(path) != CIFAR10_MD5:
+        raise DataError(f"{path}: md5 does not match the official {CIFAR10_MD5}; delete it and download again")
+    return path
+
+
+def _iter_batches(location, names):
+    """Yield `(name, batch_dict)` for each of `names`, read from a batch folder or the archive.
+
+    From the archive the members come in the archive's own order, so the gzip stream is read once.
+    """
+    if os.path.isdir(location):
+        for name in names:
+            path = os.path.join(location, name)
+            if not os.path.isfile(path):
+                raise DataError(
+                    f"{path} is missing: a CIFAR-10 folder holds data_batch_1..5 and test_batch; "
+                    f"extract {ARCHIVE_NAME} again or point Global.data_dir at the archive"
+                )
+            with open(path, "rb") as file:
+                yield name, safe_load(file, path)
+        return
+    try:
+        with tarfile.open(location, "r:gz") as archive:
+            # Only regular files directly under cifar-10-batches-py/ count: links, devices and odd paths are ignored.
+            members = {
+                os.path.basename(m.name): m
+                for m in archive.getmembers()
+                if m.isfile() and os.path.dirname(m.name).strip("./") == BATCH_FOLDER
+            }
+            missing = [name for name in names if name not in members]
+            if missing:
+                raise DataError(f"{location}: {', '.join(missing)} not found under {BATCH_FOLDER}/ in the archive")
+            for member in sorted((members[name] for name in names), key=lambda m: m.offset):
+                source = f"{location}:{member.name}"
+                yield os.path.basename(member.name), safe_load(archive.extractfile(member), source)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"{location}: not a readable {ARCHIVE_NAME} ({exc}); download it again") from None
+
+
+def _batch_arrays(batch, source):
+    """Check one unpickled batch and return `(uint8 images [N, 3, 32, 32], int64 labels [N])`."""
+    if not isinstance(batch, dict):
+        raise DataError(f"{source}: expected a dict with 'data' and 'labels', got {type(batch).__name__}")
+    batch = {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in batch.items()}
+    if "data" not in batch or "labels" not in batch:
+        raise DataError(f"{source}: expected keys 'data' and 'labels', found {sorted(batch)}")
+    data, labels = batch["data"], np.asarray(batch["labels"])
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{source}: 'data' must be a uint8 array of shape [N, 3072], found {found}")
+    if labels.ndim != 1 or len(labels) != len(data):
+        raise DataError(f"{source}: {len(data)} images but {labels.size} labels")
+    if len(labels) and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{source}: labels must be ints in 0..9, found {labels.min()}..{labels.max()}")
+    return data.reshape((-1,) + IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def read_cifar10_split(location, mode):
+    """Read one split as `(uint8 images [N, 3, 32, 32], int64 labels [N])`.
+
+    The images stay uint8 (123 MB for the 40,000 training images instead of 490 MB as float32), and each
+    batch is copied into its slot of one preallocated array as soon as it is read, so neither float64
+    temporaries nor concatenation copies are made.
+    """
+    if mode not in SPLIT_FILES:
+        raise DataError(f"unknown CIFAR-10 split {mode!r}: expected one of {sorted(SPLIT_FILES)}")
+    names = SPLIT_FILES[mode]
+    images = labels = None
+    for name, batch in _iter_batches(location, names):
+        source = f"{location}:{name}"
+        batch_images, batch_labels = _batch_arrays(batch, source)
+        del batch  # free each batch before the next is read: peak memory is the split plus one batch
+        if images is None:
+            per_file = len(batch_images)
+            if per_file == 0:
+                raise DataError(f"{source} holds no images: the {mode} split cannot be empty")
+            images = np.empty((per_file * len(names),) + IMAGE_SHAPE, dtype=np.uint8)
+            labels = np.empty(per_file * len(names), dtype=np.int64)
+        if len(batch_images) != per_file:
+            raise DataError(f"{source} holds {len(batch_images)} images where the other batches of the split "
+                            f"hold {per_file}: the file is damaged or not from the same CIFAR-10 copy")
+        start = names.index(name) * per_file
+        images[start:start + per_file] = batch_images
+        labels[start:start + per_file] = batch_labels
+        del batch_images, batch_labels
+    return images, labels
+
+
+def load_cifar10_batch(folder_path, batch_id=1, mode="train"):
+    """Load one batch file as the course does: float32 images in [0, 1], shape [N, 3, 32, 32], and labels.
+
+    Args:
+        folder_path: any CIFAR-10 location that `find_cifar10` accepts.
+        batch_id: 1..5, the `data_batch_{batch_id}` file read unless `mode` is 'test'.
+        mode: 'test' reads `test_batch`; anything else reads `data_batch_{batch_id}`.
+
+    Returns:
+        `(images, labels)`: float32 [N, 3, 32, 32] and int64 [N].
+    """
+    name = "test_batch" if mode == "test" else f"data_batch_{batch_id}"
+    location = find_cifar10(folder_path)
+    (_, batch), = _iter_batches(location, [name])
+    images, labels = _batch_arrays(batch, f"{location}:{name}")
+    return _SCALE_LUT[images], labels
+
+
+def normalize_cifar10(images):
+    """uint8 images [..., 3, H, W] -> float32, scaled to [0, 1] then normalised with the course's mean and std."""
+    return _NORMALIZE_LUT[_CHANNEL_INDEX, images]
+
+
+class CIFAR10Dataset(io.Dataset):
+    """The course's CIFAR-10 dataset: normalised float32 CHW images and int64 labels.
+
+    Args:
+        folder_path: any location `find_cifar10` accepts (the batch folder, a folder holding it, the archive,
+            or a folder holding the archive); None means Paddle's dataset cache.
+        mode: 'train' (data_batch_1..4), 'dev' (data_batch_5) or 'test' (test_batch).
+        download: fetch the official archive when nothing is found.
+
+    `imgs` holds the images as uint8 [N, 3, 32, 32]; `__getitem__` returns the same float32 values as the
+    course's float64 scaling plus `Normalize(mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010])`.
+
+    >>> train_dataset = CIFAR10Dataset('/home/aistudio/data/data9154', mode='train')  # doctest: +SKIP
+    """
+
+    def __init__(self, folder_path=None, mode="train", download=False):
+        super().__init__()
+        if mode not in SPLIT_FILES:
+            raise DataError(f"unknown CIFAR-10 mode {mode!r}: expected one of {sorted(SPLIT_FILES)}")
+        self.mode = mode
+        self.location = find_cifar10(folder_path, download=download)
+        self.imgs, self.labels = read_cifar10_split(self.location, mode)
+        self.label_names = CIFAR10_LABELS
+
+    def __getitem__(self, idx):
+        return normalize_cifar10(self.imgs[idx]), self.labels[idx]
+
+    def __len__(self):
+        return len(self.imgs)

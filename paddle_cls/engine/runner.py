@@ -1,0 +1,154 @@
+"""RunnerV3, the course's training loop (nndl `runner.py`), ported to today's Paddle.
+
+Same API, same history lists and the same printed lines as the course. What changed underneath:
+losses are recorded without keeping the autograd graph (the course's `total_loss += loss`), they are
+read back from the device in batches rather than every step, and `evaluate()` called from outside
+training leaves the dev history alone.
+"""
+import paddle
+
+from ..utils.checkpoint import load_model_file, save_atomic
+from ..utils.logger import logger
+
+# Step losses are read back from the device this many at a time.
+_FLUSH_EVERY = 200
+
+
+class RunnerV3:
+    """Train, evaluate and predict with a model, an optimizer, a loss function and a metric.
+
+    Args:
+        model: a `paddle.nn.Layer`.
+        optimizer: a `paddle.optimizer.Optimizer` over the model's parameters.
+        loss_fn: called as `loss_fn(logits, labels)`, returning the mean loss.
+        metric: an object with `update`, `accumulate` and `reset` (e.g. `Accuracy`); needed for evaluation.
+
+    After `train`, `train_step_losses` holds `(step, loss)` for every step, `train_epoch_losses` the mean
+    loss of each epoch, `dev_losses` `(step, loss)` and `dev_scores` the score of each evaluation, and
+    `best_score` the best dev score.
+
+    >>> runner = RunnerV3(model, optimizer, F.cross_entropy, Accuracy())  # doctest: +SKIP
+    >>> runner.train(train_loader, dev_loader, num_epochs=30, log_steps=3000, eval_steps=3000)  # doctest: +SKIP
+    """
+
+    def __init__(self, model, optimizer, loss_fn, metric, **kwargs):
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.metric = metric
+        self.dev_scores = []
+        self.train_epoch_losses = []
+        self._train_step_losses = []
+        self._pending_step_losses = []
+        self.dev_losses = []
+        self.best_score = 0
+
+    @property
+    def train_step_losses(self):
+        """`(step, loss)` for every training step, as plain floats."""
+        self._flush_step_losses()
+        return self._train_step_losses
+
+    @train_step_losses.setter
+    def train_step_losses(self, value):
+        self._pending_step_losses = []
+        self._train_step_losses = list(value)
+
+    def _flush_step_losses(self):
+        if not self._pending_step_losses:
+            return
+        steps = [step for step, _ in self._pending_step_losses]
+        values = paddle.stack([loss for _, loss in self._pending_step_losses]).reshape([-1]).numpy()
+        self._train_step_losses.extend(zip(steps, values.tolist()))
+        self._pending_step_losses = []
+
+    def train(self, train_loader, dev_loader=None, num_epochs=0, log_steps=100, eval_steps=0,
+              save_path="best_model.pdparams", custom_print_log=None):
+        """Train for `num_epochs`, logging every `log_steps` steps and evaluating every `eval_steps`.
+
+        The model is evaluated when `global_step > 0` and either `global_step % eval_steps == 0` or it is
+        the last step; it is saved to `save_path` whenever the dev score improves.
+        `custom_print_log(runner)` is called after each backward pass, as in the course.
+        """
+        self.model.train()
+        num_training_steps = num_epochs * len(train_loader)
+        if eval_steps:
+            if self.metric is None:
+                raise RuntimeError("Error: Metric can not be None!")
+            if dev_loader is None:
+                raise RuntimeError("Error: dev_loader can not be None!")
+        global_step = 0
+        for epoch in range(num_epochs):
+            total_loss = paddle.zeros([])
+            for data in train_loader:
+                X, y = data
+                logits = self.model(X)
+                loss = self.loss_fn(logits, y)
+                total_loss = total_loss + loss.detach()
+                self._pending_step_losses.append((global_step, loss.detach()))
+                if len(self._pending_step_losses) >= _FLUSH_EVERY:
+                    self._flush_step_losses()
+                if log_steps and global_step % log_steps == 0:
+                    logger.info(f"[Train] epoch: {epoch}/{num_epochs}, step: {global_step}/{num_training_steps}, "
+                                f"loss: {loss.item():.5f}")
+                loss.backward()
+                if custom_print_log:
+                    custom_print_log(self)
+                self.optimizer.step()
+                self.optimizer.clear_grad()
+                if eval_steps > 0 and global_step > 0 and (
+                        global_step % eval_steps == 0 or global_step == num_training_steps - 1):
+                    self._evaluate_and_keep_best(dev_loader, global_step, save_path)
+                global_step += 1
+            self.train_epoch_losses.append((total_loss / len(train_loader)).item())
+        self._flush_step_losses()
+        logger.info("[Train] Training done!")
+
+    def _evaluate_and_keep_best(self, dev_loader, global_step, save_path):
+        dev_score, dev_loss = self.evaluate(dev_loader, global_step=global_step)
+        logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
+        self.model.train()
+        if dev_score > self.best_score:
+            self.save_model(save_path)
+            logger.info(f"[Evaluate] best accuracy performence has been updated: "
+                        f"{self.best_score:.5f} --> {dev_score:.5f}")
+            self.best_score = dev_score
+
+    @paddle.no_grad()
+    def evaluate(self, dev_loader, global_step=-1):
+        """Return `(score, loss)` on `dev_loader`: the metric and the mean of the batch losses.
+
+        Only an evaluation during training (`global_step >= 0`) is added to `dev_losses` and `dev_scores`.
+        """
+        if self.metric is None:
+            raise RuntimeError("Error: Metric can not be None!")
+        num_batches = len(dev_loader)
+        if num_batches == 0:
+            raise ValueError("evaluate() got an empty data loader: the split holds no samples")
+        self.model.eval()
+        self.metric.reset()
+        total_loss = paddle.zeros([])
+        for X, y in dev_loader:
+            logits = self.model(X)
+            total_loss = total_loss + self.loss_fn(logits, y)
+            self.metric.update(logits, y)
+        dev_loss = (total_loss / num_batches).item()
+        dev_score = self.metric.accumulate()
+        if global_step != -1:
+            self.dev_losses.append((global_step, dev_loss))
+            self.dev_scores.append(dev_score)
+        return dev_score, dev_loss
+
+    @paddle.no_grad()
+    def predict(self, x, **kwargs):
+        """The model's output (logits) for a batch `x`, in eval mode."""
+        self.model.eval()
+        return self.model(x)
+
+    def save_model(self, save_path):
+        """Save the model's state dict to `save_path` (atomically: a crash leaves the previous file intact)."""
+        save_atomic(self.model.state_dict(), save_path)
+
+    def load_model(self, model_path):
+        """Load a state dict saved by `save_model` (or by the course's RunnerV3); a mismatch is an error."""
+        load_model_file(self.model, model_path)
