@@ -22,13 +22,16 @@ GLOBAL_DEFAULTS = {
     "download": True,
     "log_steps": 100,
     "eval_steps": 0,
+    "eval_per_epoch": False,
+    "train_accuracy": False,
+    "image_shape": [3, 32, 32],
+    "save_name": "last_model.pdparams",
     "checkpoint": None,
 }
 
 SECTIONS = ("Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric")
 REQUIRED_SECTIONS = ("Arch", "Optimizer", "DataLoader")
 LOADER_SPLITS = ("Train", "Eval", "Test")
-LOADER_KEYS = ("dataset", "batch_size", "shuffle", "drop_last", "num_workers")
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
 
@@ -63,6 +66,12 @@ _GLOBAL_CHECKS = {
     "download": (lambda v: isinstance(v, bool), "true or false"),
     "log_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no step log)"),
     "eval_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no evaluation)"),
+    "eval_per_epoch": (lambda v: isinstance(v, bool), "true or false"),
+    "train_accuracy": (lambda v: isinstance(v, bool), "true or false"),
+    "image_shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(n) and n > 0 for n in v),
+                    "[channels, height, width]"),
+    "save_name": (lambda v: isinstance(v, str) and v.endswith(".pdparams") and "/" not in v,
+                  "a file name ending in .pdparams"),
     "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
 }
 _LOADER_CHECKS = {
@@ -71,6 +80,8 @@ _LOADER_CHECKS = {
     "shuffle": (lambda v: isinstance(v, bool), "true or false"),
     "drop_last": (lambda v: isinstance(v, bool), "true or false"),
     "num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "subset": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v) and v[0] < v[1],
+               "[start, stop] with 0 <= start < stop"),
 }
 
 
@@ -133,6 +144,12 @@ def validate(config, source="config"):
         _check_section(loader, _LOADER_CHECKS, f"DataLoader.{split}")
     if "Train" not in loaders:
         raise ConfigError("DataLoader.Train is missing: training needs a training split")
+    settings = config["Global"]
+    if settings["eval_steps"] and settings["eval_per_epoch"]:
+        raise ConfigError("Global.eval_steps and Global.eval_per_epoch both ask for evaluations: set one of them "
+                          "(eval_steps: 0 to evaluate once per epoch)")
+    if (settings["eval_steps"] or settings["eval_per_epoch"]) and "Eval" not in loaders:
+        raise ConfigError("evaluation is asked for (Global.eval_steps or eval_per_epoch) but DataLoader.Eval is missing")
 
 
 def load_config(path, overrides=()):

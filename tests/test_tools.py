@@ -27,11 +27,15 @@ def trained(cifar_archive, tmp_path_factory):
 
 def test_train_writes_the_run_and_learns(trained):
     output_dir, _, stdout = trained
-    assert sorted(os.listdir(output_dir)) == ["best_model.pdparams", "config.yml", "last_model.pdparams",
-                                              "results.json", "train.log", "training_loss_acc.png"]
-    assert os.path.getsize(os.path.join(output_dir, "training_loss_acc.png")) > 10_000
-    lines = stdout.splitlines()
-    assert re.fullmatch(r"\[Train\] epoch: 0/3, step: 0/24, loss: \d+\.\d{5}", lines[1])
+    assert sorted(os.listdir(output_dir)) == [
+        "best_model.pdparams", "config.yml", "history.csv", "history.json", "last_model.pdparams",
+        "loss_accuracy.png", "results.json", "train.log", "training_loss_acc.png", "validation_accuracy.png",
+        "visualdl"]
+    for figure in ("training_loss_acc.png", "loss_accuracy.png", "validation_accuracy.png"):
+        assert os.path.getsize(os.path.join(output_dir, figure)) > 10_000
+    train_lines = [line for line in stdout.splitlines() if line.startswith("[Train]")]
+    assert re.fullmatch(r"\[Train\] epoch: 0/3, step: 0/24, loss: \d+\.\d{5}", train_lines[0])
+    assert "visualdl --logdir " + os.path.join(output_dir, "visualdl") in stdout
     assert "[Evaluate]  dev score: " in stdout and "[Train] Training done!" in stdout
     results = json.load(open(os.path.join(output_dir, "results.json")))
     assert results["test_accuracy"] > 0.3  # chance is 0.1

@@ -1,6 +1,8 @@
 """Datasets. `DATASETS` maps the names a config may use in `DataLoader.<split>.dataset.name`."""
 from .cifar10 import CIFAR10Dataset, find_cifar10, id2label, load_cifar10_batch
+from .vision import MNIST, TRANSFORMS, Cifar10, build_transforms
 
-DATASETS = {"CIFAR10Dataset": CIFAR10Dataset}
+DATASETS = {"CIFAR10Dataset": CIFAR10Dataset, "Cifar10": Cifar10, "MNIST": MNIST}
 
-__all__ = ["CIFAR10Dataset", "DATASETS", "find_cifar10", "id2label", "load_cifar10_batch"]
+__all__ = ["CIFAR10Dataset", "Cifar10", "DATASETS", "MNIST", "TRANSFORMS", "build_transforms", "find_cifar10",
+           "id2label", "load_cifar10_batch"]

@@ -152,15 +152,19 @@ def _batch_arrays(batch, source):
 
 
 def read_cifar10_split(location, mode):
-    """Read one split as `(uint8 images [N, 3, 32, 32], int64 labels [N])`.
+    """Read the course's `train`, `dev` or `test` split: see `read_cifar10_batches`."""
+    if mode not in SPLIT_FILES:
+        raise DataError(f"unknown CIFAR-10 split {mode!r}: expected one of {sorted(SPLIT_FILES)}")
+    return read_cifar10_batches(location, SPLIT_FILES[mode])
+
+
+def read_cifar10_batches(location, names):
+    """Read the batch files `names` as one `(uint8 images [N, 3, 32, 32], int64 labels [N])`.
 
     The images stay uint8 (123 MB for the 40,000 training images instead of 490 MB as float32), and each
     batch is copied into its slot of one preallocated array as soon as it is read, so neither float64
     temporaries nor concatenation copies are made.
     """
-    if mode not in SPLIT_FILES:
-        raise DataError(f"unknown CIFAR-10 split {mode!r}: expected one of {sorted(SPLIT_FILES)}")
-    names = SPLIT_FILES[mode]
     images = labels = None
     for name, batch in _iter_batches(location, names):
         source = f"{location}:{name}"
@@ -169,7 +173,7 @@ def read_cifar10_split(location, mode):
         if images is None:
             per_file = len(batch_images)
             if per_file == 0:
-                raise DataError(f"{source} holds no images: the {mode} split cannot be empty")
+                raise DataError(f"{source} holds no images: a CIFAR-10 batch cannot be empty")
             images = np.empty((per_file * len(names),) + IMAGE_SHAPE, dtype=np.uint8)
             labels = np.empty(per_file * len(names), dtype=np.int64)
         if len(batch_images) != per_file:

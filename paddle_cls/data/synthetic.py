@@ -1,10 +1,11 @@
-"""Small CIFAR-10 look-alikes written in the exact format of the real files, for tests, notebooks and benchmarks.
+"""Small CIFAR-10 and MNIST look-alikes in the exact format of the real files, for tests, notebooks and benchmarks.
 
 The real batches were written by Python 2's cPickle: protocol 2, Python 2 byte strings (`U`/`T` opcodes)
 for keys and raw image bytes, and numpy arrays pickled through `numpy.core.multiarray._reconstruct`.
-Python 3's `pickle.dump` writes none of that, so this module emits the opcodes itself.
+Python 3's `pickle.dump` writes none of that, so this module emits the opcodes itself. MNIST comes as the
+four gzipped idx files (big-endian magic number 2051 or 2049, count, rows, cols, then uint8 data).
 """
-import io
+import gzip
 import os
 import struct
 import tarfile
@@ -121,11 +122,18 @@ def write_cifar10(root, images_per_batch=100, seed=0, archive=False):
     return archive_path
 
 
-def pack_archive(members, path):
-    """Write a tar.gz holding `members` (name -> bytes), for tests of crafted archives."""
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+def write_mnist(folder, train_count=200, test_count=100, seed=0):
+    """Write the four MNIST `*-idx?-ubyte.gz` files, with a learnable bright block per digit, into `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    for prefix, count in (("train", train_count), ("t10k", test_count)):
+        labels = rng.randint(0, 10, size=count).astype(np.uint8)
+        images = rng.randint(0, 60, size=(count, 28, 28)).astype(np.uint8)
+        for index, label in enumerate(labels):
+            row, col = divmod(int(label), 4)
+            images[index, 2 + row * 8:8 + row * 8, 2 + col * 6:7 + col * 6] = 250
+        with gzip.open(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), "wb") as file:
+            file.write(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
+        with gzip.open(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), "wb") as file:
+            file.write(struct.pack(">II", 2049, count) + labels.tobytes())
+    return folder

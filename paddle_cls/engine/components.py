@@ -1,15 +1,22 @@
 """Turn a config into the pieces of a run: device, seed, model, loss, metric, datasets and loaders."""
+import copy
 import random
+import shutil
+from dataclasses import dataclass
 
 import numpy as np
 import paddle
 
 from ..build import build
-from ..data import DATASETS
+from ..data import DATASETS, build_transforms
 from ..errors import ConfigError
 from ..losses import LOSSES
 from ..metrics import METRICS
 from ..models import MODELS
+from ..optim import OptimizerParts, build_optimizer
+from ..utils.logger import logger
+
+_MIN_SHARED_MEMORY = 1 << 30
 
 
 def resolve_device(name):
@@ -63,18 +70,76 @@ def build_metric(config):
     return build(METRICS, config.get("Metric") or {"name": "Accuracy"}, "Metric")
 
 
-def build_loader(config, split):
-    """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test)."""
+def _usable_workers(requested, where):
+    # Loader workers pass batches through shared memory; where /dev/shm is small (containers) they crash.
+    if requested == 0:
+        return 0
+    try:
+        free = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        free = 0
+    if free < _MIN_SHARED_MEMORY:
+        logger.info(f"{where}: {free // 2**20} MB of shared memory free, too little for {requested} loader "
+                    "workers; loading in the main process instead (num_workers: 0)")
+        return 0
+    return requested
+
+
+def build_dataset(config, split):
+    """The dataset of `DataLoader.<split>` (Train, Eval or Test), cut to its `subset` when one is given.
+
+    `subset: [start, stop]` takes positions start..stop-1 of a permutation of the dataset fixed by
+    `Global.seed`, so Train [0, 20000] and Eval [20000, 25000] of the same dataset never overlap.
+    """
     section = config["DataLoader"].get(split)
     if section is None:
         raise ConfigError(f"DataLoader.{split} is missing from the config")
-    global_cfg = config["Global"]
-    dataset = build(DATASETS, section["dataset"], f"DataLoader.{split}.dataset",
-                    folder_path=global_cfg["data_dir"], download=global_cfg["download"])
-    return paddle.io.DataLoader(
-        dataset,
-        batch_size=section.get("batch_size", 64),
-        shuffle=section.get("shuffle", False),
-        drop_last=section.get("drop_last", False),
-        num_workers=section.get("num_workers", 0),
-    )
+    settings = config["Global"]
+    spec = copy.deepcopy(section["dataset"])
+    where = f"DataLoader.{split}.dataset"
+    if "transforms" in spec:
+        spec["transforms"] = build_transforms(spec["transforms"], f"{where}.transforms")
+    dataset = build(DATASETS, spec, where, folder_path=settings["data_dir"], download=settings["download"])
+    if "subset" in section:
+        start, stop = section["subset"]
+        if stop > len(dataset):
+            raise ConfigError(f"DataLoader.{split}.subset: [{start}, {stop}] but the dataset holds {len(dataset)} samples")
+        order = np.random.RandomState(settings["seed"] or 0).permutation(len(dataset))
+        dataset = paddle.io.Subset(dataset, order[start:stop].tolist())
+    if len(dataset) == 0:
+        raise ConfigError(f"DataLoader.{split}: the dataset is empty")
+    return dataset
+
+
+def loader_settings(config, split):
+    """batch_size, shuffle, drop_last and num_workers of `DataLoader.<split>`, with their defaults."""
+    section = config["DataLoader"][split]
+    return {
+        "batch_size": section.get("batch_size", 64),
+        "shuffle": section.get("shuffle", split == "Train"),
+        "drop_last": section.get("drop_last", False),
+        "num_workers": _usable_workers(section.get("num_workers", 0), f"DataLoader.{split}.num_workers"),
+    }
+
+
+def build_loader(config, split):
+    """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test)."""
+    return paddle.io.DataLoader(build_dataset(config, split), **loader_settings(config, split))
+
+
+@dataclass
+class Components:
+    """What both engines train: the network, its optimizer (and schedule), the loss and the metric."""
+
+    model: paddle.nn.Layer
+    optim: OptimizerParts
+    loss_fn: object
+    metric: object
+
+
+def build_components(config):
+    """Model, optimizer, loss and metric from the config; built before any data is read, so a config
+    mistake surfaces at once."""
+    model = build_model(config)
+    return Components(model, build_optimizer(config["Optimizer"], model.parameters()),
+                      build_loss(config), build_metric(config))

@@ -1,4 +1,4 @@
-"""Whole runs from a config: train (then test the best model) and evaluate a saved model."""
+"""Whole runs from a config: train on either engine (then test the best model), and evaluate a saved model."""
 import json
 import os
 import tempfile
@@ -7,16 +7,16 @@ import paddle
 
 from ..config import dump_config
 from ..errors import CheckpointError, ConfigError
-from ..optim import build_optimizer
-from ..utils.checkpoint import load_model_file
+from ..utils.checkpoint import load_model_file, save_atomic
+from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
-from ..utils.plot import plot_training_loss_acc
-from .components import build_loader, build_loss, build_metric, build_model, seed_everything, set_device
+from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
+from .callbacks import EpochEvaluation, LRStep, RecordEpochs, VisualDLRecorder
+from .components import build_components, build_loader, build_loss, build_metric, build_model, seed_everything, set_device
+from .hapi import train_hapi
 from .runner import RunnerV3
 
 BEST_MODEL = "best_model.pdparams"
-LAST_MODEL = "last_model.pdparams"
-FIGURE = "training_loss_acc.png"
 
 
 def prepare_output_dir(path):
@@ -30,49 +30,74 @@ def prepare_output_dir(path):
     return path
 
 
-def _test(runner, config):
+def train_runner(config, parts, history, paths):
+    """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
+    settings = config["Global"]
+    runner = RunnerV3(parts.model, parts.optim.optimizer, parts.loss_fn, parts.metric)
+    train_loader = build_loader(config, "Train")
+    evaluate = settings["eval_steps"] or settings["eval_per_epoch"]
+    dev_loader = build_loader(config, "Eval") if evaluate else None
+    callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
+    callbacks.append(RecordEpochs(history, settings["epochs"], train_loader if settings["train_accuracy"] else None))
+    callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"]))
+    if parts.optim.scheduler is not None:
+        callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
+    runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
+                 eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks)
+    plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
+    return runner.best_score if runner.dev_scores else None
+
+
+ENGINES = {"runner": train_runner, "hapi": train_hapi}
+
+
+def _test(model, config):
+    runner = RunnerV3(model, None, build_loss(config), build_metric(config))
     score, loss = runner.evaluate(build_loader(config, "Test"))
     logger.info(f"[Test] accuracy/loss: {score:.4f}/{loss:.4f}")
     return score, loss
 
 
 def train(config):
-    """Train with RunnerV3 as the config says, save the best and last models, the config, the log and the
-    figure into `Global.output_dir`, then test the best model.
+    """Train as the config says on `Global.engine`, then test the best model.
+
+    Writes into `Global.output_dir`: the best model, the final weights (`Global.save_name`), the config,
+    the log, the per-epoch history (JSON, CSV) and its figures, VisualDL records and `results.json`.
 
     Returns:
-        A dict of the results (best dev score, test accuracy and loss, file paths).
+        A dict of the results (best dev score, test accuracy and loss).
     """
     settings = config["Global"]
-    if settings["engine"] != "runner":
-        raise ConfigError(f"Global.engine: unknown engine {settings['engine']!r} (valid: runner)")
+    if settings["engine"] not in ENGINES:
+        raise ConfigError(f"Global.engine: unknown engine {settings['engine']!r} (valid: {', '.join(ENGINES)})")
     output_dir = prepare_output_dir(settings["output_dir"])
+    paths = {"output_dir": output_dir, "best": os.path.join(output_dir, BEST_MODEL),
+             "visualdl": os.path.join(output_dir, "visualdl")}
     handler = log_to_file(os.path.join(output_dir, "train.log"))
     try:
         device = set_device(settings["device"])
         seed_everything(settings["seed"])
         with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
             file.write(dump_config(config))
-        model = build_model(config)
-        optimizer = build_optimizer(config["Optimizer"], model.parameters())
-        runner = RunnerV3(model, optimizer, build_loss(config), build_metric(config))
-        train_loader = build_loader(config, "Train")
-        eval_steps = settings["eval_steps"]
-        dev_loader = build_loader(config, "Eval") if eval_steps else None
-        logger.info(f"paddle {paddle.__version__} on {device}; {len(train_loader.dataset)} training samples; "
-                    f"writing to {output_dir}")
-        best_path = os.path.join(output_dir, BEST_MODEL)
-        runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
-                     eval_steps=eval_steps, save_path=best_path)
-        runner.save_model(os.path.join(output_dir, LAST_MODEL))
-        plot_training_loss_acc(runner, os.path.join(output_dir, FIGURE))
-        results = {"best_dev_score": runner.best_score if runner.dev_scores else None}
+        logger.info(dump_config(config))
+        logger.info(f"paddle {paddle.__version__} on {device}, engine {settings['engine']}, writing to {output_dir}")
+        logger.info(f"Watch it with: visualdl --logdir {paths['visualdl']}")
+        parts = build_components(config)
+        history = EpochHistory(output_dir)
+        best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths)
+        save_path = os.path.join(output_dir, settings["save_name"])
+        save_atomic(parts.model.state_dict(), save_path)
+        if history.rows:
+            plot_loss_and_accuracy(history, os.path.join(output_dir, "loss_accuracy.png"))
+            if any(row["dev_accuracy"] is not None for row in history.rows):
+                plot_validation_accuracy(history, os.path.join(output_dir, "validation_accuracy.png"))
+        results = {"best_dev_score": best_dev_score}
         if "Test" in config["DataLoader"]:
-            if runner.dev_scores and os.path.isfile(best_path):
-                runner.load_model(best_path)
+            if best_dev_score is not None and os.path.isfile(paths["best"]):
+                load_model_file(parts.model, paths["best"])
             else:
-                logger.info("No dev evaluation ran (Global.eval_steps: 0), so the final weights are tested.")
-            results["test_accuracy"], results["test_loss"] = _test(runner, config)
+                logger.info("No dev evaluation ran, so the final weights are tested.")
+            results["test_accuracy"], results["test_loss"] = _test(parts.model, config)
         with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
             json.dump(results, file, indent=2)
         return results
@@ -95,6 +120,5 @@ def evaluate(config):
     set_device(settings["device"])
     model = build_model(config)
     load_model_file(model, checkpoint)
-    runner = RunnerV3(model, None, build_loss(config), build_metric(config))
     logger.info(f"Evaluating {checkpoint}")
-    return _test(runner, config)
+    return _test(model, config)

@@ -14,6 +14,13 @@ from ..utils.logger import logger
 _FLUSH_EVERY = 200
 
 
+def _call(callbacks, hook, *args):
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+
+
 class RunnerV3:
     """Train, evaluate and predict with a model, an optimizer, a loss function and a metric.
 
@@ -22,6 +29,10 @@ class RunnerV3:
         optimizer: a `paddle.optimizer.Optimizer` over the model's parameters.
         loss_fn: called as `loss_fn(logits, labels)`, returning the mean loss.
         metric: an object with `update`, `accumulate` and `reset` (e.g. `Accuracy`); needed for evaluation.
+
+    `train` also takes `callbacks`: objects with any of `on_train_begin(runner)`, `on_epoch_begin(runner, epoch)`,
+    `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor), `on_epoch_end(runner, epoch)` and
+    `on_train_end(runner)` (see `paddle_cls.engine.callbacks`). The course's runner has no such hook.
 
     After `train`, `train_step_losses` holds `(step, loss)` for every step, `train_epoch_losses` the mean
     loss of each epoch, `dev_losses` `(step, loss)` and `dev_scores` the score of each evaluation, and
@@ -42,6 +53,7 @@ class RunnerV3:
         self._pending_step_losses = []
         self.dev_losses = []
         self.best_score = 0
+        self.global_step = 0
 
     @property
     def train_step_losses(self):
@@ -63,7 +75,7 @@ class RunnerV3:
         self._pending_step_losses = []
 
     def train(self, train_loader, dev_loader=None, num_epochs=0, log_steps=100, eval_steps=0,
-              save_path="best_model.pdparams", custom_print_log=None):
+              save_path="best_model.pdparams", custom_print_log=None, callbacks=()):
         """Train for `num_epochs`, logging every `log_steps` steps and evaluating every `eval_steps`.
 
         The model is evaluated when `global_step > 0` and either `global_step % eval_steps == 0` or it is
@@ -78,7 +90,9 @@ class RunnerV3:
             if dev_loader is None:
                 raise RuntimeError("Error: dev_loader can not be None!")
         global_step = 0
+        _call(callbacks, "on_train_begin", self)
         for epoch in range(num_epochs):
+            _call(callbacks, "on_epoch_begin", self, epoch)
             total_loss = paddle.zeros([])
             for data in train_loader:
                 X, y = data
@@ -96,15 +110,20 @@ class RunnerV3:
                     custom_print_log(self)
                 self.optimizer.step()
                 self.optimizer.clear_grad()
+                _call(callbacks, "on_train_batch_end", self, global_step, loss.detach())
                 if eval_steps > 0 and global_step > 0 and (
                         global_step % eval_steps == 0 or global_step == num_training_steps - 1):
-                    self._evaluate_and_keep_best(dev_loader, global_step, save_path)
+                    self.evaluate_and_keep_best(dev_loader, global_step, save_path)
                 global_step += 1
+                self.global_step = global_step
             self.train_epoch_losses.append((total_loss / len(train_loader)).item())
+            _call(callbacks, "on_epoch_end", self, epoch)
         self._flush_step_losses()
+        _call(callbacks, "on_train_end", self)
         logger.info("[Train] Training done!")
 
-    def _evaluate_and_keep_best(self, dev_loader, global_step, save_path):
+    def evaluate_and_keep_best(self, dev_loader, global_step, save_path):
+        """Evaluate during training as the course does: print the dev line, record it, save a new best."""
         dev_score, dev_loss = self.evaluate(dev_loader, global_step=global_step)
         logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
         self.model.train()
@@ -134,6 +153,8 @@ class RunnerV3:
             self.metric.update(logits, y)
         dev_loss = (total_loss / num_batches).item()
         dev_score = self.metric.accumulate()
+        if isinstance(dev_score, (list, tuple)):  # several top-k: the first one is the score
+            dev_score = dev_score[0]
         if global_step != -1:
             self.dev_losses.append((global_step, dev_loss))
             self.dev_scores.append(dev_score)

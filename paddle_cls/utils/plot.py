@@ -41,3 +41,42 @@ def plot_training_loss_acc(runner, fig_name, fig_size=(16, 6), sample_step=20, l
     plt.savefig(fig_name)
     _show_or_close(fig)
     return fig
+
+
+def plot_validation_accuracy(history, fig_name):
+    """The Paddle 2.0 tutorial's figure (000): validation accuracy per epoch."""
+    fig = plt.figure()
+    epochs = [row["epoch"] for row in history.rows if row["dev_accuracy"] is not None]
+    plt.plot(epochs, [row["dev_accuracy"] for row in history.rows if row["dev_accuracy"] is not None],
+             label="validation accuracy")
+    plt.xlabel("Epoch")
+    plt.ylabel("Accuracy")
+    plt.legend(loc="lower right")
+    plt.savefig(fig_name)
+    _show_or_close(fig)
+    return fig
+
+
+def plot_loss_and_accuracy(history, fig_name, fig_size=(4, 3)):
+    """The PyTorch MNIST tutorial's twin-axis figure (002): train loss (log scale) on the left axis,
+    train and test accuracy (%) on the right, per epoch (counted from 1)."""
+    fig, loss_axis = plt.subplots(figsize=fig_size)
+    epochs = [row["epoch"] + 1 for row in history.rows]
+    loss_axis.plot(epochs, history.column("train_loss"), "b-", label="train Loss")
+    loss_axis.set_xlabel("Epoch")
+    loss_axis.set_ylabel("Loss", color="b")
+    loss_axis.tick_params(axis="y", labelcolor="b")
+    loss_axis.set_yscale("log")
+    if len(epochs) > 1:
+        loss_axis.set_xlim([1, len(epochs)])
+    accuracy_axis = loss_axis.twinx()
+    for field, style, label in (("train_accuracy", "r-", "train accuracy"), ("dev_accuracy", "r--", "test accuracy")):
+        points = [(row["epoch"] + 1, 100 * row[field]) for row in history.rows if row[field] is not None]
+        if points:
+            accuracy_axis.plot(*zip(*points), style, label=label)
+    accuracy_axis.set_ylabel("Accuracy (%)", color="r")
+    accuracy_axis.tick_params(axis="y", labelcolor="r")
+    fig.legend()
+    fig.savefig(fig_name, bbox_inches="tight")
+    _show_or_close(fig)
+    return fig

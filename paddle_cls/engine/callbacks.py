@@ -1,0 +1,169 @@
+"""What a run does around the training loop, as small callbacks.
+
+The runner's callbacks take the runner as their first argument (see `RunnerV3.train`); `HapiEpochRecorder`
+is a `paddle.callbacks.Callback` for `paddle.Model.fit`. Both engines fill the same `EpochHistory`.
+"""
+import time
+
+import numpy as np
+import paddle
+
+from ..utils.checkpoint import save_atomic
+from ..utils.logger import logger
+
+
+def _epoch_line(history, epochs):
+    row = history.rows[-1]
+    parts = [f"train loss: {row['train_loss']:.5f}"]
+    for field in ("train_accuracy", "dev_loss", "dev_accuracy"):
+        if row[field] is not None:
+            parts.append(f"{field.replace('_', ' ')}: {row[field]:.5f}")
+    logger.info(f"[Epoch] {row['epoch']}/{epochs}: " + ", ".join(parts) + f", time: {row['seconds']:.1f}s")
+
+
+class LRStep:
+    """Steps the learning-rate schedule once per batch or once per epoch (`by_epoch`), in one place."""
+
+    def __init__(self, scheduler, by_epoch):
+        self.scheduler = scheduler
+        self.by_epoch = by_epoch
+
+    def on_train_batch_end(self, runner, step, loss):
+        if not self.by_epoch:
+            self.scheduler.step()
+
+    def on_epoch_end(self, runner, epoch):
+        if self.by_epoch:
+            self.scheduler.step()
+
+
+class EpochEvaluation:
+    """Evaluates the dev split after every epoch (`Global.eval_per_epoch`), printing and saving as the course does."""
+
+    def __init__(self, dev_loader, save_path):
+        self.dev_loader = dev_loader
+        self.save_path = save_path
+
+    def on_epoch_end(self, runner, epoch):
+        runner.evaluate_and_keep_best(self.dev_loader, runner.global_step - 1, self.save_path)
+
+
+class RecordEpochs:
+    """Adds a row to the `EpochHistory` after each epoch: train loss, the epoch's dev evaluation if any,
+    train accuracy when `train_eval_loader` is given (a pass over it, as the PyTorch MNIST tutorial does),
+    learning rate and seconds (training plus evaluation)."""
+
+    def __init__(self, history, epochs, train_eval_loader=None):
+        self.history = history
+        self.epochs = epochs
+        self.train_eval_loader = train_eval_loader
+
+    def on_epoch_begin(self, runner, epoch):
+        self._start = time.time()
+        self._evaluations = len(runner.dev_scores)
+
+    def on_epoch_end(self, runner, epoch):
+        evaluated = len(runner.dev_scores) > self._evaluations
+        train_accuracy = None
+        if self.train_eval_loader is not None:
+            train_accuracy = runner.evaluate(self.train_eval_loader)[0]
+            runner.model.train()
+        self.history.add(epoch=epoch, train_loss=runner.train_epoch_losses[-1], train_accuracy=train_accuracy,
+                         dev_loss=runner.dev_losses[-1][1] if evaluated else None,
+                         dev_accuracy=runner.dev_scores[-1] if evaluated else None,
+                         lr=runner.optimizer.get_lr(), seconds=time.time() - self._start)
+        _epoch_line(self.history, self.epochs)
+
+
+class VisualDLRecorder:
+    """Writes VisualDL scalars for the runner engine, with the tags hapi's VisualDL callback uses:
+    `train/loss` and `train/lr` every `log_steps` steps, `eval/loss` and `eval/acc` at each evaluation."""
+
+    def __init__(self, logdir, log_steps):
+        from visualdl import LogWriter
+
+        self.writer = LogWriter(logdir=logdir)
+        self.log_steps = log_steps or 1
+        self._written_evaluations = 0
+
+    def _write_new_evaluations(self, runner):
+        for (step, loss), score in list(zip(runner.dev_losses, runner.dev_scores))[self._written_evaluations:]:
+            self.writer.add_scalar(tag="eval/loss", step=step, value=loss)
+            self.writer.add_scalar(tag="eval/acc", step=step, value=score)
+        self._written_evaluations = len(runner.dev_scores)
+
+    def on_train_batch_end(self, runner, step, loss):
+        if step % self.log_steps == 0:
+            self.writer.add_scalar(tag="train/loss", step=step, value=loss.item())
+            self.writer.add_scalar(tag="train/lr", step=step, value=runner.optimizer.get_lr())
+        self._write_new_evaluations(runner)
+
+    def on_epoch_end(self, runner, epoch):
+        self._write_new_evaluations(runner)
+
+    def on_train_end(self, runner):
+        self._write_new_evaluations(runner)
+        self.writer.close()
+
+
+class HapiEpochRecorder(paddle.callbacks.Callback):
+    """For `paddle.Model.fit`: the same per-epoch history as the runner engine, the course's dev lines and a
+    best model saved atomically (hapi's own `ModelCheckpoint` keeps per-epoch and final files, never a best).
+
+    hapi calls `on_epoch_end` before the epoch's evaluation, so a row is completed at `on_eval_end` (or when
+    the next epoch starts without one). Losses are the mean of the batch losses, as RunnerV3 reports them;
+    train accuracy is hapi's running accuracy over the epoch.
+    """
+
+    def __init__(self, history, epochs, best_path, metric_name, record_train_accuracy=False):
+        super().__init__()
+        self.history = history
+        self.epochs = epochs
+        self.best_path = best_path
+        self.metric_name = metric_name
+        self.record_train_accuracy = record_train_accuracy
+        self.best_score = 0
+        self._pending = None
+
+    def _commit(self):
+        if self._pending is not None:
+            self._pending["seconds"] = time.time() - self._start
+            self.history.add(**self._pending)
+            self._pending = None
+            _epoch_line(self.history, self.epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._commit()
+        self._start = time.time()
+        self._train_losses = []
+
+    def on_train_batch_end(self, step, logs=None):
+        self._train_losses.append(float(np.mean(logs["loss"])))
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = logs.get(self.metric_name) if self.record_train_accuracy else None
+        self._pending = dict(epoch=epoch, train_loss=float(np.mean(self._train_losses)),
+                             train_accuracy=float(accuracy) if accuracy is not None else None,
+                             lr=self.model._optimizer.get_lr())
+
+    def on_eval_begin(self, logs=None):
+        self._eval_losses = []
+
+    def on_eval_batch_end(self, step, logs=None):
+        self._eval_losses.append(float(np.mean(logs["loss"])))
+
+    def on_eval_end(self, logs=None):
+        if self._pending is None:  # an evaluate() outside fit
+            return
+        dev_loss, dev_score = float(np.mean(self._eval_losses)), float(logs[self.metric_name])
+        logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
+        if dev_score > self.best_score:
+            save_atomic(self.model.network.state_dict(), self.best_path)
+            logger.info(f"[Evaluate] best accuracy performence has been updated: "
+                        f"{self.best_score:.5f} --> {dev_score:.5f}")
+            self.best_score = dev_score
+        self._pending.update(dev_loss=dev_loss, dev_accuracy=dev_score)
+        self._commit()
+
+    def on_train_end(self, logs=None):
+        self._commit()
