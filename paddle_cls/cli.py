@@ -1,29 +1,83 @@
-"""The command line shared by `tools/*.py`: `-c CONFIG` and repeated `-o Section.key=value`."""
+"""The command line behind `tools/*.py`: `-c CONFIG` and repeated `-o Section.key=value`, plus each tool's own
+switches. A user error (bad config, missing data or model file) prints one line and exits with status 2."""
 import argparse
 import sys
 
-from .config import load_config
+from .config import dump_config, load_config
 from .errors import PaddleClsError
 
 
-def parse_args(description, argv=None):
-    """Parse `-c/--config` and repeated `-o/--override`."""
+def _parser(description):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("-c", "--config", required=True, help="YAML config, e.g. configs/resnet18.yml")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="Section.key=value",
                         help="override a config value (parsed as YAML); repeatable")
-    return parser.parse_args(argv)
+    return parser
 
 
-def run(command, description, argv=None):
-    """Load the config named on the command line and run `command(config)`.
-
-    A user error (bad config, missing data or model file) prints one line and exits with status 2.
-    """
-    args = parse_args(description, argv)
+def _run(body, args):
     try:
-        command(load_config(args.config, args.override))
+        return body(load_config(args.config, args.override), args) or 0
     except PaddleClsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+
+
+def train_main(argv=None):
+    """`tools/train.py`: train, then test the best model."""
+    parser = _parser("Train a model from a config, then test the best model.")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the model's layer-by-layer output and parameter shapes and exit")
+    args = parser.parse_args(argv)
+
+    def body(config, args):
+        if args.print_config:
+            print(dump_config(config), end="")
+            return 0
+        if args.summary:
+            from .engine.components import build_model
+            from .models import print_summary
+
+            print_summary(build_model(config), [1] + config["Global"]["image_shape"])
+            return 0
+        from .engine import train
+
+        train(config)
+        return 0
+
+    return _run(body, args)
+
+
+def eval_main(argv=None):
+    """`tools/eval.py`: the test accuracy and loss of a saved model, per class, with a confusion matrix."""
+    args = _parser("Evaluate a saved model on the test split.").parse_args(argv)
+
+    def body(config, args):
+        from .engine import evaluate
+
+        evaluate(config)
+        return 0
+
+    return _run(body, args)
+
+
+def predict_main(argv=None):
+    """`tools/predict.py`: classify image files and test-split samples with a saved model."""
+    parser = _parser("Classify image files (PNG, JPG, ...) or test-split samples with a saved model.")
+    parser.add_argument("images", nargs="*", help="image files")
+    parser.add_argument("--index", type=int, action="append", default=[], help="a test-split sample; repeatable")
+    parser.add_argument("--topk", type=int, default=3, help="how many labels to show for each image")
+    args = parser.parse_args(argv)
+    if not args.images and not args.index:
+        parser.error("give image files and/or --index N")
+
+    def body(config, args):
+        from .engine import predict
+
+        _, failures = predict(config, args.images, args.index, args.topk)
+        for failure in failures:
+            print(f"error: {failure}", file=sys.stderr)
+        return 2 if failures else 0
+
+    return _run(body, args)

@@ -106,3 +106,16 @@ class Accuracy(paddle.metric.Metric):
 
 
 METRICS = {"Accuracy": Accuracy}
+
+
+def score_name(metric):
+    """The name under which engines log `metric`'s (first) score, e.g. 'Accuracy' or 'acc_top1'."""
+    name = metric.name()
+    return name[0] if isinstance(name, (list, tuple)) else name
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """`matrix[true, predicted]` counts."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels).reshape(-1), np.asarray(predictions).reshape(-1)), 1)
+    return matrix

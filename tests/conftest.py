@@ -33,3 +33,15 @@ def _cpu():
     import paddle
 
     paddle.set_device("cpu")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """One folder holding the CIFAR-10 archive and the four MNIST files, as PADDLE_CLS_DATA_DIR would."""
+    from paddle_cls.data.synthetic import write_mnist
+
+    root = tmp_path_factory.mktemp("data")
+    archive = write_cifar10(str(root / "build"), IMAGES_PER_BATCH, archive=True)
+    os.replace(archive, root / "cifar-10-python.tar.gz")
+    write_mnist(str(root), train_count=200, test_count=100)
+    return str(root)

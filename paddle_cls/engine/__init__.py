@@ -1,5 +1,6 @@
-"""Training engines and whole runs."""
-from .experiment import evaluate, train
+"""Training engines, whole runs and using trained models."""
+from .experiment import ENGINES, train
+from .inference import evaluate, predict
 from .runner import RunnerV3
 
-__all__ = ["RunnerV3", "evaluate", "train"]
+__all__ = ["ENGINES", "RunnerV3", "evaluate", "predict", "train"]

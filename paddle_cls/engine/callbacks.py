@@ -77,19 +77,20 @@ class RecordEpochs:
 
 class VisualDLRecorder:
     """Writes VisualDL scalars for the runner engine, with the tags hapi's VisualDL callback uses:
-    `train/loss` and `train/lr` every `log_steps` steps, `eval/loss` and `eval/acc` at each evaluation."""
+    `train/loss` and `train/lr` every `log_steps` steps, `eval/loss` and `eval/<metric name>` at each evaluation."""
 
-    def __init__(self, logdir, log_steps):
+    def __init__(self, logdir, log_steps, metric_name="Accuracy"):
         from visualdl import LogWriter
 
         self.writer = LogWriter(logdir=logdir)
         self.log_steps = log_steps or 1
+        self.score_tag = f"eval/{metric_name}"
         self._written_evaluations = 0
 
     def _write_new_evaluations(self, runner):
         for (step, loss), score in list(zip(runner.dev_losses, runner.dev_scores))[self._written_evaluations:]:
             self.writer.add_scalar(tag="eval/loss", step=step, value=loss)
-            self.writer.add_scalar(tag="eval/acc", step=step, value=score)
+            self.writer.add_scalar(tag=self.score_tag, step=step, value=score)
         self._written_evaluations = len(runner.dev_scores)
 
     def on_train_batch_end(self, runner, step, loss):
@@ -167,3 +168,12 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._commit()
+
+
+class HapiVisualDL(paddle.callbacks.VisualDL):
+    """Paddle's VisualDL callback, plus the learning rate (`train/lr`), which it does not record."""
+
+    def on_train_batch_end(self, step, logs=None):
+        super().on_train_batch_end(step, logs)
+        if hasattr(self, "writer"):
+            self.writer.add_scalar(tag="train/lr", step=self.train_step, value=self.model._optimizer.get_lr())

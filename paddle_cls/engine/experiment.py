@@ -1,4 +1,4 @@
-"""Whole runs from a config: train on either engine (then test the best model), and evaluate a saved model."""
+"""Training runs from a config, on either engine, ending with a test of the best model."""
 import json
 import os
 import tempfile
@@ -6,13 +6,14 @@ import tempfile
 import paddle
 
 from ..config import dump_config
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..utils.checkpoint import load_model_file, save_atomic
 from ..utils.history import EpochHistory
+from ..metrics import score_name
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
 from .callbacks import EpochEvaluation, LRStep, RecordEpochs, VisualDLRecorder
-from .components import build_components, build_loader, build_loss, build_metric, build_model, seed_everything, set_device
+from .components import build_components, build_loader, build_loss, build_metric, seed_everything, set_device
 from .hapi import train_hapi
 from .runner import RunnerV3
 
@@ -39,7 +40,8 @@ def train_runner(config, parts, history, paths):
     dev_loader = build_loader(config, "Eval") if evaluate else None
     callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
     callbacks.append(RecordEpochs(history, settings["epochs"], train_loader if settings["train_accuracy"] else None))
-    callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"]))
+    metric_name = score_name(parts.metric)
+    callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], metric_name))
     if parts.optim.scheduler is not None:
         callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
     runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
@@ -51,7 +53,8 @@ def train_runner(config, parts, history, paths):
 ENGINES = {"runner": train_runner, "hapi": train_hapi}
 
 
-def _test(model, config):
+def test_model(model, config):
+    """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line."""
     runner = RunnerV3(model, None, build_loss(config), build_metric(config))
     score, loss = runner.evaluate(build_loader(config, "Test"))
     logger.info(f"[Test] accuracy/loss: {score:.4f}/{loss:.4f}")
@@ -97,7 +100,7 @@ def train(config):
                 load_model_file(parts.model, paths["best"])
             else:
                 logger.info("No dev evaluation ran, so the final weights are tested.")
-            results["test_accuracy"], results["test_loss"] = _test(parts.model, config)
+            results["test_accuracy"], results["test_loss"] = test_model(parts.model, config)
         with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
             json.dump(results, file, indent=2)
         return results
@@ -105,20 +108,3 @@ def train(config):
         logger.removeHandler(handler)
         handler.close()
 
-
-def evaluate(config):
-    """Evaluate a saved model on the test split: `Global.checkpoint`, else the best model in `Global.output_dir`.
-
-    Returns:
-        `(accuracy, loss)`.
-    """
-    settings = config["Global"]
-    checkpoint = settings["checkpoint"] or os.path.join(settings["output_dir"], BEST_MODEL)
-    if not os.path.isfile(checkpoint):
-        raise CheckpointError(f"no model file at {checkpoint}: train first (tools/train.py -c CONFIG) "
-                              "or name one with -o Global.checkpoint=PATH")
-    set_device(settings["device"])
-    model = build_model(config)
-    load_model_file(model, checkpoint)
-    logger.info(f"Evaluating {checkpoint}")
-    return _test(model, config)

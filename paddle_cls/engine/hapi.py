@@ -1,15 +1,16 @@
 """The high-level engine: `paddle.Model(net).prepare(optimizer, loss, metrics).fit(...)`.
 
 Progress bar, per-epoch checkpoints (`<output_dir>/hapi/{epoch}.pdparams`, `final`) and VisualDL records are
-Paddle's own callbacks. The learning-rate schedule is stepped by an explicit `paddle.callbacks.LRScheduler`,
+Paddle's own callbacks (the VisualDL one also records the learning rate here). The learning-rate schedule is stepped by an explicit `paddle.callbacks.LRScheduler`,
 so hapi never adds its default one (which steps every batch, whatever the schedule was written for).
 """
 import os
 
 import paddle
 
+from ..metrics import score_name
 from ..utils.logger import logger
-from .callbacks import HapiEpochRecorder
+from .callbacks import HapiEpochRecorder, HapiVisualDL
 from .components import build_dataset, loader_settings
 
 
@@ -22,13 +23,13 @@ def train_hapi(config, parts, history, paths):
     train_settings = loader_settings(config, "Train")
     model = paddle.Model(parts.model)
     model.prepare(parts.optim.optimizer, parts.loss_fn, parts.metric)
-    metric_name = paddle.utils.flatten([parts.metric.name()])[0]
+    metric_name = score_name(parts.metric)
     recorder = HapiEpochRecorder(history, settings["epochs"], paths["best"], metric_name,
                                  record_train_accuracy=settings["train_accuracy"])
     callbacks = [
         recorder,
         paddle.callbacks.LRScheduler(by_step=not parts.optim.by_epoch, by_epoch=parts.optim.by_epoch),
-        paddle.callbacks.VisualDL(log_dir=paths["visualdl"]),
+        HapiVisualDL(log_dir=paths["visualdl"]),
     ]
     model.fit(
         train_data=build_dataset(config, "Train"),

@@ -1,6 +1,7 @@
 """The course's training figures (nndl `plot_training_loss_acc`)."""
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _show_or_close(fig):
@@ -78,5 +79,37 @@ def plot_loss_and_accuracy(history, fig_name, fig_size=(4, 3)):
     accuracy_axis.tick_params(axis="y", labelcolor="r")
     fig.legend()
     fig.savefig(fig_name, bbox_inches="tight")
+    _show_or_close(fig)
+    return fig
+
+
+def plot_confusion_matrix(matrix, label_names, fig_name):
+    """Counts of true (rows) against predicted (columns) classes, with the per-class accuracy in the row labels."""
+    totals = matrix.sum(axis=1)
+    fig, axis = plt.subplots(figsize=(1.0 + 0.7 * len(label_names), 0.8 + 0.6 * len(label_names)))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    rows = [f"{name} ({matrix[i, i] / totals[i]:.0%})" if totals[i] else name for i, name in enumerate(label_names)]
+    axis.set_yticks(range(len(label_names)), rows)
+    for (row, col), count in np.ndenumerate(matrix):
+        axis.text(col, row, str(count), ha="center", va="center",
+                  color="white" if count > matrix.max() / 2 else "black", fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(fig_name)
+    _show_or_close(fig)
+    return fig
+
+
+def plot_predictions(images, titles, fig_name):
+    """A row of pictures (uint8 HWC, or HW for grey), each titled with its true and predicted labels."""
+    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.6), squeeze=False)
+    for axis, image, title in zip(axes[0], images, titles):
+        axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        axis.set_title(title, fontsize=8)
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(fig_name)
     _show_or_close(fig)
     return fig

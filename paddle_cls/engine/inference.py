@@ -1,0 +1,124 @@
+"""Using a trained model: evaluate it on the test split, and classify image files or test samples."""
+import json
+import os
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from ..data.preprocess import build_preprocess, config_label_names, label_names, load_image, raw_image
+from ..errors import CheckpointError, PaddleClsError
+from ..metrics import confusion_matrix
+from ..utils.checkpoint import load_model_file
+from ..utils.logger import logger
+from ..utils.plot import plot_confusion_matrix, plot_predictions
+from .components import build_dataset, build_loader, build_model, set_device
+from .experiment import BEST_MODEL, test_model
+
+
+def load_trained_model(config):
+    """The config's model with the weights of `Global.checkpoint`, else the best model in `Global.output_dir`."""
+    settings = config["Global"]
+    checkpoint = settings["checkpoint"] or os.path.join(settings["output_dir"], BEST_MODEL)
+    if not os.path.isfile(checkpoint):
+        raise CheckpointError(f"no model file at {checkpoint}: train first (tools/train.py -c CONFIG) "
+                              "or name one with -o Global.checkpoint=PATH")
+    set_device(settings["device"])
+    model = build_model(config)
+    load_model_file(model, checkpoint)
+    model.eval()
+    logger.info(f"Loaded {checkpoint}")
+    return model
+
+
+@paddle.no_grad()
+def predict_loader(model, loader):
+    """Logits and labels of every sample of `loader`, as NumPy arrays."""
+    model.eval()
+    logits, labels = [], []
+    for images, targets in loader:
+        logits.append(model(images).numpy())
+        labels.append(np.asarray(targets).reshape(-1))
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def evaluate(config):
+    """Evaluate a saved model on the test split: the course's `[Test]` line, then the accuracy of each class
+    and a confusion-matrix figure (`confusion_matrix.png` and `per_class_accuracy.json` in `Global.output_dir`).
+
+    Returns:
+        `(accuracy, loss)`.
+    """
+    model = load_trained_model(config)
+    score, loss = test_model(model, config)
+    loader = build_loader(config, "Test")
+    logits, labels = predict_loader(model, loader)
+    names = label_names(loader.dataset, logits.shape[1])
+    matrix = confusion_matrix(labels, logits.argmax(axis=1), max(len(names), logits.shape[1]))[:len(names), :len(names)]
+    per_class = {}
+    for index, name in enumerate(names):
+        total = int(matrix[index].sum())
+        per_class[name] = matrix[index, index] / total if total else None
+        shown = f"{per_class[name]:.4f} ({matrix[index, index]}/{total})" if total else "no samples"
+        logger.info(f"[Test] {name:>12}: {shown}")
+    output_dir = config["Global"]["output_dir"]
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "per_class_accuracy.json"), "w", encoding="utf-8") as file:
+        json.dump(per_class, file, indent=2)
+    plot_confusion_matrix(matrix, names, os.path.join(output_dir, "confusion_matrix.png"))
+    return score, loss
+
+
+def _top_k(logits, names, k):
+    probabilities = F.softmax(paddle.to_tensor(logits), axis=-1).numpy()
+    order = np.argsort(-probabilities)[:k]
+    return [(names[i] if i < len(names) else str(i), float(probabilities[i])) for i in order]
+
+
+def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png"):
+    """Classify image files (any size and mode, converted to the model's input) and test-split samples.
+
+    Prints the top-k labels with their probabilities for each, and saves a figure of the pictures with their
+    true (where known) and predicted labels into `Global.output_dir`. A file that cannot be read is reported
+    and skipped; the others are still classified.
+
+    Returns:
+        `(results, failures)`: a list of `(source, true label or None, [(label, probability), ...])` and a
+        list of error messages.
+    """
+    model = load_trained_model(config)
+    settings = config["Global"]
+    results, failures, pictures = [], [], []
+    test_set = build_dataset(config, "Test") if indices else None
+    names = config_label_names(config)
+    inputs = []
+    if image_paths:
+        preprocess = build_preprocess(config)
+        for path in image_paths:
+            try:
+                image = load_image(path, settings["image_shape"])
+            except PaddleClsError as exc:
+                failures.append(str(exc))
+                continue
+            inputs.append((path, None, preprocess(image), np.asarray(image)))
+    for index in indices:
+        if not 0 <= index < len(test_set):
+            failures.append(f"test index {index} is outside 0..{len(test_set) - 1}")
+            continue
+        sample, label = test_set[index]
+        sample = sample.numpy() if hasattr(sample, "numpy") else np.asarray(sample)
+        inputs.append((f"test[{index}]", int(np.asarray(label).reshape(-1)[0]), sample, raw_image(test_set, index)))
+    with paddle.no_grad():
+        for source, label, sample, picture in inputs:
+            logits = model(paddle.to_tensor(sample[None].astype(np.float32))).numpy()[0]
+            ranked = _top_k(logits, names, topk)
+            truth = names[label] if label is not None else None
+            results.append((source, truth, ranked))
+            shown = ", ".join(f"{name} {probability:.4f}" for name, probability in ranked)
+            logger.info(f"{source}: {shown}" + (f" (true: {truth})" if truth is not None else ""))
+            pictures.append((picture, (f"true: {truth}\n" if truth else "") + f"pred: {ranked[0][0]}"))
+    if pictures:
+        os.makedirs(settings["output_dir"], exist_ok=True)
+        plot_predictions([p for p, _ in pictures], [t for _, t in pictures],
+                         os.path.join(settings["output_dir"], figure))
+    return results, failures
