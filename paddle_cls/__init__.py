@@ -2,21 +2,34 @@
 
 >>> from paddle_cls import CIFAR10Dataset, Model_ResNet18, RunnerV3, Accuracy
 """
-from .data import CIFAR10Dataset, id2label, load_cifar10_batch
+from .data import MNIST, CIFAR10Dataset, Cifar10, id2label, load_cifar10_batch
 from .engine import RunnerV3
 from .metrics import Accuracy
-from .models import Model_ResNet18, ResBlock
-from .utils.plot import plot_training_loss_acc
+from .models import CNN, LeNet, Model_ResNet18, MyNet, ResBlock, SimpleCNN, print_summary
+from .utils.history import EpochHistory
+from .utils.plot import (plot_confusion_matrix, plot_loss_and_accuracy, plot_training_loss_acc,
+                         plot_validation_accuracy)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accuracy",
     "CIFAR10Dataset",
+    "CNN",
+    "Cifar10",
+    "EpochHistory",
+    "LeNet",
+    "MNIST",
     "Model_ResNet18",
+    "MyNet",
     "ResBlock",
     "RunnerV3",
+    "SimpleCNN",
     "id2label",
     "load_cifar10_batch",
+    "plot_confusion_matrix",
+    "plot_loss_and_accuracy",
     "plot_training_loss_acc",
+    "plot_validation_accuracy",
+    "print_summary",
 ]

@@ -1,5 +1,4 @@
 """Build objects from `{name: X, **kwargs}` config entries through plain name tables."""
-import copy
 import inspect
 
 from .config import choices_hint
@@ -20,7 +19,7 @@ def build(table, spec, where, **fixed):
     """
     if not isinstance(spec, dict) or "name" not in spec:
         raise ConfigError(f"{where} must be a mapping with a 'name' key, e.g. name: {next(iter(table))}")
-    kwargs = copy.deepcopy(spec)
+    kwargs = dict(spec)
     name = kwargs.pop("name")
     if name not in table:
         raise ConfigError(f"{where}.name: unknown name {name!r} ({choices_hint(name, list(table))})")

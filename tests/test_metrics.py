@@ -53,3 +53,16 @@ def test_agrees_with_the_course_metric_on_random_batches():
 
 def test_is_a_paddle_metric():
     assert isinstance(Accuracy(), paddle.metric.Metric)
+
+
+def test_topk_like_paddles_accuracy_and_clipped_on_few_classes(capsys):
+    rng = np.random.RandomState(1)
+    logits, labels = rng.randn(32, 10).astype(np.float32), rng.randint(0, 10, size=(32, 1))
+    ours, ref = Accuracy(topk=(1, 5)), paddle.metric.Accuracy(topk=(1, 5))
+    ours.update(paddle.to_tensor(logits), paddle.to_tensor(labels))
+    ref.update(ref.compute(paddle.to_tensor(logits), paddle.to_tensor(labels)))
+    assert ours.accumulate() == pytest.approx(ref.accumulate()) and ours.name() == ["acc_top1", "acc_top5"]
+    three = Accuracy(topk=(1, 5))
+    three.update(np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]]), np.array([0, 0]))
+    assert three.accumulate() == [0.5, 1.0]
+    assert "topk (1, 5) asks for more than the 3 classes; k is clipped to 3" in capsys.readouterr().out

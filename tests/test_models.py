@@ -74,3 +74,45 @@ def test_unknown_model_name_lists_the_choices():
         build_model({"Arch": {"name": "Model_ResNet18", "num_class": 10}})
     with pytest.raises(ConfigError, match="Arch: resnet18 does not accept"):
         build_model({"Arch": {"name": "resnet18", "depthh": 3}})
+
+
+@pytest.mark.parametrize("name,shape,params", [
+    ("LeNet", [3, 1, 28, 28], 41_806),        # 156 + 2,416 + 30,840 + 7,744 + 650
+    ("MyNet", [3, 3, 32, 32], 122_570),       # 896 + 18,496 + 36,928 + 65,600 + 650
+    ("CNN", [3, 1, 28, 28], 206_922),         # 160 + 4,640 + 200,832 + 1,290
+    ("SimpleCNN", [3, 3, 32, 32], 296_130),   # 504 + 294,976 + 650
+])
+def test_tutorial_nets_have_the_source_sizes(name, shape, params):
+    model = build_model({"Arch": {"name": name, "num_classes": 10}})
+    assert _param_count(model) == params
+    assert list(model(paddle.zeros(shape)).shape) == [3, 10]
+
+
+def test_lenet_shape_walkthrough_matches_the_course():
+    from paddle_cls import LeNet
+    from paddle_cls.models import layer_shapes
+
+    rows = layer_shapes(LeNet(num_classes=10), [3, 1, 28, 28])
+    assert rows == [
+        ("conv1", [3, 6, 24, 24], [[6, 1, 5, 5], [6]]),
+        ("max_pool1", [3, 6, 12, 12], []),
+        ("conv2", [3, 16, 8, 8], [[16, 6, 5, 5], [16]]),
+        ("max_pool2", [3, 16, 4, 4], []),
+        ("conv3", [3, 120, 1, 1], [[120, 16, 4, 4], [120]]),
+        ("fc1", [3, 64], [[120, 64], [64]]),
+        ("fc2", [3, 10], [[64, 10], [10]]),
+    ]
+
+
+def test_course_lenet_and_paddles_lenet_do_not_clash():
+    ours = build_model({"Arch": {"name": "LeNet", "num_classes": 10}})
+    paddles = build_model({"Arch": {"name": "vision_LeNet", "num_classes": 10}})
+    assert type(ours).__module__.startswith("paddle_cls") and type(paddles).__module__.startswith("paddle.vision")
+    assert _param_count(paddles) == 61_610
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vgg16", "mobilenet_v2"])
+def test_zoo_models_take_num_classes(name):
+    model = build_model({"Arch": {"name": name, "num_classes": 10}})
+    model.eval()
+    assert list(model(paddle.zeros([1, 3, 32, 32])).shape) == [1, 10]

@@ -3,12 +3,14 @@
 The runner's callbacks take the runner as their first argument (see `RunnerV3.train`); `HapiEpochRecorder`
 is a `paddle.callbacks.Callback` for `paddle.Model.fit`. Both engines fill the same `EpochHistory`.
 """
+import sys
 import time
 
 import numpy as np
 import paddle
 
 from ..utils.checkpoint import save_atomic
+from ..utils.distributed import is_main_process
 from ..utils.logger import logger
 
 
@@ -73,6 +75,31 @@ class RecordEpochs:
                          dev_accuracy=runner.dev_scores[-1] if evaluated else None,
                          lr=runner.optimizer.get_lr(), seconds=time.time() - self._start)
         _epoch_line(self.history, self.epochs)
+
+
+class TerminalProgress:
+    """A progress bar for the runner engine on a terminal; the course's lines print above it unchanged."""
+
+    def __init__(self, steps_per_epoch, width=30):
+        self.steps = steps_per_epoch
+        self.width = width
+        self.every = max(1, steps_per_epoch // 200)
+
+    def on_epoch_begin(self, runner, epoch):
+        self._epoch = epoch
+        self._start = time.time()
+
+    def on_train_batch_end(self, runner, step, loss):
+        done = step % self.steps + 1
+        if done % self.every and done != self.steps:
+            return
+        filled = self.width * done // self.steps
+        rate = done / max(time.time() - self._start, 1e-9)
+        sys.stdout.write(f"\repoch {self._epoch} [{'=' * filled}{'.' * (self.width - filled)}] "
+                         f"{done}/{self.steps} {rate:.1f} steps/s")
+        if done == self.steps:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 class VisualDLRecorder:
@@ -159,7 +186,8 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
         dev_loss, dev_score = float(np.mean(self._eval_losses)), float(logs[self.metric_name])
         logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
         if dev_score > self.best_score:
-            save_atomic(self.model.network.state_dict(), self.best_path)
+            if is_main_process():
+                save_atomic(self.model.network.state_dict(), self.best_path)
             logger.info(f"[Evaluate] best accuracy performence has been updated: "
                         f"{self.best_score:.5f} --> {dev_score:.5f}")
             self.best_score = dev_score

@@ -1,18 +1,20 @@
 """Training runs from a config, on either engine, ending with a test of the best model."""
 import json
 import os
+import sys
 import tempfile
 
 import paddle
 
 from ..config import dump_config
 from ..errors import ConfigError
-from ..utils.checkpoint import load_model_file, save_atomic
-from ..utils.history import EpochHistory
 from ..metrics import score_name
+from ..utils.checkpoint import load_model_file, save_atomic
+from ..utils.distributed import is_main_process
+from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
-from .callbacks import EpochEvaluation, LRStep, RecordEpochs, VisualDLRecorder
+from .callbacks import EpochEvaluation, LRStep, RecordEpochs, TerminalProgress, VisualDLRecorder
 from .components import build_components, build_loader, build_loss, build_metric, seed_everything, set_device
 from .hapi import train_hapi
 from .runner import RunnerV3
@@ -40,13 +42,16 @@ def train_runner(config, parts, history, paths):
     dev_loader = build_loader(config, "Eval") if evaluate else None
     callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
     callbacks.append(RecordEpochs(history, settings["epochs"], train_loader if settings["train_accuracy"] else None))
-    metric_name = score_name(parts.metric)
-    callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], metric_name))
+    if is_main_process():
+        callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], score_name(parts.metric)))
+        if sys.stdout.isatty():
+            callbacks.append(TerminalProgress(len(train_loader)))
     if parts.optim.scheduler is not None:
         callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
     runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
                  eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks)
-    plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
+    if is_main_process():
+        plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
     return runner.best_score if runner.dev_scores else None
 
 
@@ -73,24 +78,26 @@ def train(config):
     settings = config["Global"]
     if settings["engine"] not in ENGINES:
         raise ConfigError(f"Global.engine: unknown engine {settings['engine']!r} (valid: {', '.join(ENGINES)})")
-    output_dir = prepare_output_dir(settings["output_dir"])
+    main = is_main_process()
+    output_dir = prepare_output_dir(settings["output_dir"]) if main else settings["output_dir"]
     paths = {"output_dir": output_dir, "best": os.path.join(output_dir, BEST_MODEL),
              "visualdl": os.path.join(output_dir, "visualdl")}
-    handler = log_to_file(os.path.join(output_dir, "train.log"))
+    handler = log_to_file(os.path.join(output_dir, "train.log")) if main else None
     try:
         device = set_device(settings["device"])
         seed_everything(settings["seed"])
-        with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
-            file.write(dump_config(config))
+        if main:
+            with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
+                file.write(dump_config(config))
         logger.info(dump_config(config))
         logger.info(f"paddle {paddle.__version__} on {device}, engine {settings['engine']}, writing to {output_dir}")
         logger.info(f"Watch it with: visualdl --logdir {paths['visualdl']}")
         parts = build_components(config)
-        history = EpochHistory(output_dir)
+        history = EpochHistory(output_dir if main else None)
         best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths)
-        save_path = os.path.join(output_dir, settings["save_name"])
-        save_atomic(parts.model.state_dict(), save_path)
-        if history.rows:
+        if main:
+            save_atomic(parts.model.state_dict(), os.path.join(output_dir, settings["save_name"]))
+        if main and history.rows:
             plot_loss_and_accuracy(history, os.path.join(output_dir, "loss_accuracy.png"))
             if any(row["dev_accuracy"] is not None for row in history.rows):
                 plot_validation_accuracy(history, os.path.join(output_dir, "validation_accuracy.png"))
@@ -101,10 +108,12 @@ def train(config):
             else:
                 logger.info("No dev evaluation ran, so the final weights are tested.")
             results["test_accuracy"], results["test_loss"] = test_model(parts.model, config)
-        with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
-            json.dump(results, file, indent=2)
+        if main:
+            with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
+                json.dump(results, file, indent=2)
         return results
     finally:
-        logger.removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
 

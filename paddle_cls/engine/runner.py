@@ -8,6 +8,7 @@ training leaves the dev history alone.
 import paddle
 
 from ..utils.checkpoint import load_model_file, save_atomic
+from ..utils.distributed import is_main_process
 from ..utils.logger import logger
 
 # Step losses are read back from the device this many at a time.
@@ -167,8 +168,12 @@ class RunnerV3:
         return self.model(x)
 
     def save_model(self, save_path):
-        """Save the model's state dict to `save_path` (atomically: a crash leaves the previous file intact)."""
-        save_atomic(self.model.state_dict(), save_path)
+        """Save the model's state dict to `save_path` (atomically: a crash leaves the previous file intact).
+
+        In a data-parallel run only rank 0 writes.
+        """
+        if is_main_process():
+            save_atomic(self.model.state_dict(), save_path)
 
     def load_model(self, model_path):
         """Load a state dict saved by `save_model` (or by the course's RunnerV3); a mismatch is an error."""
