@@ -41,3 +41,7 @@ def test_config_runs_on_engine(config_name, engine, data_dir, tmp_path):
     assert [row["dev_accuracy"] is not None for row in history] == ([True, True] if per_epoch else [False, True])
     assert 0 <= results["test_accuracy"] <= 1 and results["test_loss"] > 0
     assert os.listdir(tmp_path / "visualdl")
+    log = open(tmp_path / "train.log").read()
+    assert log.count("[Test] accuracy/loss: ") == 1 and log.count("[Epoch] 1/2: ") == 1
+    if engine == "hapi":  # Paddle's own progress lines reach the log file too
+        assert "Eval samples:" in log

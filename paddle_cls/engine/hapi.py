@@ -9,7 +9,7 @@ import os
 import paddle
 
 from ..metrics import score_name
-from ..utils.logger import logger
+from ..utils.logger import console_into_log_files, logger
 from .callbacks import HapiEpochRecorder, HapiVisualDL
 from .components import build_dataset, loader_settings
 
@@ -31,18 +31,19 @@ def train_hapi(config, parts, history, paths):
         paddle.callbacks.LRScheduler(by_step=not parts.optim.by_epoch, by_epoch=parts.optim.by_epoch),
         HapiVisualDL(log_dir=paths["visualdl"]),
     ]
-    model.fit(
-        train_data=build_dataset(config, "Train"),
-        eval_data=build_dataset(config, "Eval") if evaluate else None,
-        batch_size=train_settings["batch_size"],
-        epochs=settings["epochs"],
-        eval_freq=1,
-        log_freq=settings["log_steps"] or 100,
-        save_dir=os.path.join(paths["output_dir"], "hapi"),
-        verbose=2,
-        drop_last=train_settings["drop_last"],
-        shuffle=train_settings["shuffle"],
-        num_workers=train_settings["num_workers"],
-        callbacks=callbacks,
-    )
+    with console_into_log_files():
+        model.fit(
+            train_data=build_dataset(config, "Train"),
+            eval_data=build_dataset(config, "Eval") if evaluate else None,
+            batch_size=train_settings["batch_size"],
+            epochs=settings["epochs"],
+            eval_freq=1,
+            log_freq=settings["log_steps"] or 100,
+            save_dir=os.path.join(paths["output_dir"], "hapi"),
+            verbose=2,
+            drop_last=train_settings["drop_last"],
+            shuffle=train_settings["shuffle"],
+            num_workers=train_settings["num_workers"],
+            callbacks=callbacks,
+        )
     return recorder.best_score if evaluate else None

@@ -1,4 +1,5 @@
 """The toolkit's logger: plain message lines (the course's output) on stdout, and optionally in a file."""
+import contextlib
 import logging
 import sys
 
@@ -34,3 +35,48 @@ def log_to_file(path):
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     return handler
+
+
+class _Tee:
+    """A stdout that also writes into the log files."""
+
+    def __init__(self, console, files):
+        self._console = console
+        self._files = files
+
+    def write(self, text):
+        self._console.write(text)
+        for file in self._files:
+            file.write(text)
+        return len(text)
+
+    def flush(self):
+        self._console.flush()
+        for file in self._files:
+            file.flush()
+
+    def isatty(self):
+        return self._console.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self._console, name)
+
+
+@contextlib.contextmanager
+def console_into_log_files():
+    """Copy everything printed to stdout into the log files while the block runs.
+
+    Paddle's own progress lines (hapi's ProgBarLogger) print straight to stdout; this puts them in
+    `train.log` too. Our own lines reach the files once, through the tee.
+    """
+    files = [handler for handler in logger.handlers if isinstance(handler, logging.FileHandler)]
+    for handler in files:
+        logger.removeHandler(handler)
+    console = sys.stdout
+    sys.stdout = _Tee(console, [handler.stream for handler in files])
+    try:
+        yield
+    finally:
+        sys.stdout = console
+        for handler in files:
+            logger.addHandler(handler)
