@@ -16,8 +16,13 @@ def _parser(description):
 
 
 def _run(body, args):
+    from .engine.checkpointing import TrainingInterrupted
+
     try:
         return body(load_config(args.config, args.override), args) or 0
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
     except PaddleClsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

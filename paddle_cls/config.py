@@ -26,6 +26,10 @@ GLOBAL_DEFAULTS = {
     "train_accuracy": False,
     "image_shape": [3, 32, 32],
     "save_name": "last_model.pdparams",
+    "save_interval": 1,
+    "save_unit": "epoch",
+    "resume": None,
+    "deterministic": False,
     "checkpoint": None,
 }
 
@@ -72,6 +76,10 @@ _GLOBAL_CHECKS = {
                     "[channels, height, width]"),
     "save_name": (lambda v: isinstance(v, str) and v.endswith(".pdparams") and "/" not in v,
                   "a file name ending in .pdparams"),
+    "save_interval": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "save_unit": (lambda v: v in ("epoch", "step"), "epoch or step"),
+    "resume": (lambda v: v is None or isinstance(v, str), "auto, a checkpoint folder, or null"),
+    "deterministic": (lambda v: isinstance(v, bool), "true or false"),
     "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
 }
 _LOADER_CHECKS = {

@@ -106,13 +106,13 @@ class VisualDLRecorder:
     """Writes VisualDL scalars for the runner engine, with the tags hapi's VisualDL callback uses:
     `train/loss` and `train/lr` every `log_steps` steps, `eval/loss` and `eval/<metric name>` at each evaluation."""
 
-    def __init__(self, logdir, log_steps, metric_name="Accuracy"):
+    def __init__(self, logdir, log_steps, metric_name="Accuracy", already_written=0):
         from visualdl import LogWriter
 
         self.writer = LogWriter(logdir=logdir)
         self.log_steps = log_steps or 1
         self.score_tag = f"eval/{metric_name}"
-        self._written_evaluations = 0
+        self._written_evaluations = already_written
 
     def _write_new_evaluations(self, runner):
         for (step, loss), score in list(zip(runner.dev_losses, runner.dev_scores))[self._written_evaluations:]:

@@ -46,8 +46,14 @@ def set_device(name):
     return device
 
 
-def seed_everything(seed):
-    """Seed Python, NumPy and Paddle (`Global.seed`; None leaves them unseeded)."""
+def seed_everything(seed, deterministic=False):
+    """Seed Python, NumPy and Paddle (`Global.seed`; None leaves them unseeded).
+
+    With `deterministic` (`Global.deterministic`), also ask Paddle for deterministic kernels (cuDNN and
+    embedding flags); loader workers are seeded from the seed and their id either way (see `build_loader`).
+    """
+    if deterministic:
+        paddle.set_flags({"FLAGS_cudnn_deterministic": True, "FLAGS_embedding_deterministic": 1})
     if seed is None:
         return
     random.seed(seed)
@@ -124,7 +130,16 @@ def loader_settings(config, split):
 
 def build_loader(config, split):
     """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test)."""
-    return paddle.io.DataLoader(build_dataset(config, split), **loader_settings(config, split))
+    seed = config["Global"]["seed"]
+    worker_init = None
+    if seed is not None:
+        def worker_init(worker_id):
+            # Each worker process gets its own fixed stream for random transforms.
+            random.seed(seed + worker_id)
+            np.random.seed(seed + worker_id)
+
+    return paddle.io.DataLoader(build_dataset(config, split), worker_init_fn=worker_init,
+                                **loader_settings(config, split))
 
 
 @dataclass

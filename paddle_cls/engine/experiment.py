@@ -14,10 +14,11 @@ from ..utils.distributed import is_main_process
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
+from .checkpointing import Checkpointer, StopRequest, find_checkpoint, load_checkpoint
 from .callbacks import EpochEvaluation, LRStep, RecordEpochs, TerminalProgress, VisualDLRecorder
 from .components import build_components, build_loader, build_loss, build_metric, seed_everything, set_device
 from .hapi import train_hapi
-from .runner import RunnerV3
+from .runner import NonFiniteLoss, RunnerV3
 
 BEST_MODEL = "best_model.pdparams"
 
@@ -33,23 +34,50 @@ def prepare_output_dir(path):
     return path
 
 
-def train_runner(config, parts, history, paths):
+def _check_eval_steps(settings, steps_per_epoch):
+    total = settings["epochs"] * steps_per_epoch
+    if settings["eval_steps"] > total:
+        raise ConfigError(f"Global.eval_steps: {settings['eval_steps']} is more than the {total} steps of this run "
+                          f"({settings['epochs']} epochs of {steps_per_epoch}); use at most {total}, "
+                          "or Global.eval_per_epoch: true")
+
+
+def train_runner(config, parts, history, paths, stop):
     """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
     runner = RunnerV3(parts.model, parts.optim.optimizer, parts.loss_fn, parts.metric)
     train_loader = build_loader(config, "Train")
+    _check_eval_steps(settings, len(train_loader))
     evaluate = settings["eval_steps"] or settings["eval_per_epoch"]
     dev_loader = build_loader(config, "Eval") if evaluate else None
+    resumed = None
+    if settings["resume"]:
+        folder = find_checkpoint(settings["resume"], paths["output_dir"])
+        resumed = load_checkpoint(folder, parts.model, parts.optim.optimizer)
+        runner.set_history_state(resumed["runner"])
+        history.rows = list(resumed["history"])
+        logger.info(f"[Train] resuming from {folder} at step {resumed['next_step']}")
     callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
     callbacks.append(RecordEpochs(history, settings["epochs"], train_loader if settings["train_accuracy"] else None))
     if is_main_process():
-        callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], score_name(parts.metric)))
+        callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], score_name(parts.metric),
+                                          already_written=len(runner.dev_scores)))
         if sys.stdout.isatty():
             callbacks.append(TerminalProgress(len(train_loader)))
     if parts.optim.scheduler is not None:
         callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
-    runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
-                 eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks)
+    checkpointer = Checkpointer(paths["output_dir"], settings["save_interval"], settings["save_unit"], history, stop,
+                                resumed)
+    callbacks.append(checkpointer)
+    try:
+        runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
+                     eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks,
+                     start_step=resumed["next_step"] if resumed else 0,
+                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0)
+    except NonFiniteLoss as exc:
+        last = checkpointer.latest or (find_checkpoint("auto", paths["output_dir"]) if resumed else None)
+        raise NonFiniteLoss(f"{exc}; the run stopped. Last good checkpoint: {last or 'none saved yet'} "
+                            "(resume from it with -o Global.resume=auto, perhaps with a lower learning rate)") from None
     if is_main_process():
         plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
     return runner.best_score if runner.dev_scores else None
@@ -85,7 +113,7 @@ def train(config):
     handler = log_to_file(os.path.join(output_dir, "train.log")) if main else None
     try:
         device = set_device(settings["device"])
-        seed_everything(settings["seed"])
+        seed_everything(settings["seed"], settings["deterministic"])
         if main:
             with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
                 file.write(dump_config(config))
@@ -94,7 +122,8 @@ def train(config):
         logger.info(f"Watch it with: visualdl --logdir {paths['visualdl']}")
         parts = build_components(config)
         history = EpochHistory(output_dir if main else None)
-        best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths)
+        with StopRequest() as stop:
+            best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths, stop)
         if main:
             save_atomic(parts.model.state_dict(), os.path.join(output_dir, settings["save_name"]))
         if main and history.rows:

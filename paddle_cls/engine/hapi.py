@@ -14,7 +14,7 @@ from .callbacks import HapiEpochRecorder, HapiVisualDL
 from .components import build_dataset, loader_settings
 
 
-def train_hapi(config, parts, history, paths):
+def train_hapi(config, parts, history, paths, stop):
     """Fit with `paddle.Model`; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
     evaluate = bool(settings["eval_steps"] or settings["eval_per_epoch"])

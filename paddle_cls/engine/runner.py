@@ -5,14 +5,20 @@ losses are recorded without keeping the autograd graph (the course's `total_loss
 read back from the device in batches rather than every step, and `evaluate()` called from outside
 training leaves the dev history alone.
 """
+import numpy as np
 import paddle
 
+from ..errors import PaddleClsError
 from ..utils.checkpoint import load_model_file, save_atomic
 from ..utils.distributed import is_main_process
 from ..utils.logger import logger
 
 # Step losses are read back from the device this many at a time.
 _FLUSH_EVERY = 200
+
+
+class NonFiniteLoss(PaddleClsError):
+    """The training loss became NaN or infinite."""
 
 
 def _call(callbacks, hook, *args):
@@ -55,6 +61,8 @@ class RunnerV3:
         self.dev_losses = []
         self.best_score = 0
         self.global_step = 0
+        self.steps_per_epoch = 0
+        self._epoch_loss_sum = paddle.zeros([])
 
     @property
     def train_step_losses(self):
@@ -72,16 +80,44 @@ class RunnerV3:
             return
         steps = [step for step, _ in self._pending_step_losses]
         values = paddle.stack([loss for _, loss in self._pending_step_losses]).reshape([-1]).numpy()
-        self._train_step_losses.extend(zip(steps, values.tolist()))
         self._pending_step_losses = []
+        bad = np.flatnonzero(~np.isfinite(values))
+        self._train_step_losses.extend(zip(steps, values.tolist()))
+        if len(bad):
+            raise NonFiniteLoss(f"the training loss became {values[bad[0]]} at step {steps[bad[0]]}")
+
+    @property
+    def epoch_loss_sum(self):
+        """The sum of this epoch's step losses so far, as a float (reads the device)."""
+        return float(self._epoch_loss_sum.item())
+
+    def history_state(self):
+        """The histories and best score, as plain values, for a training checkpoint."""
+        return {"train_step_losses": list(self.train_step_losses), "train_epoch_losses": list(self.train_epoch_losses),
+                "dev_losses": list(self.dev_losses), "dev_scores": list(self.dev_scores),
+                "best_score": self.best_score}
+
+    def set_history_state(self, state):
+        """Restore what `history_state` returned (when resuming)."""
+        self.train_step_losses = [tuple(item) for item in state["train_step_losses"]]
+        self.train_epoch_losses = list(state["train_epoch_losses"])
+        self.dev_losses = [tuple(item) for item in state["dev_losses"]]
+        self.dev_scores = list(state["dev_scores"])
+        self.best_score = state["best_score"]
 
     def train(self, train_loader, dev_loader=None, num_epochs=0, log_steps=100, eval_steps=0,
-              save_path="best_model.pdparams", custom_print_log=None, callbacks=()):
+              save_path="best_model.pdparams", custom_print_log=None, callbacks=(), start_step=0,
+              epoch_loss_sum=0.0):
         """Train for `num_epochs`, logging every `log_steps` steps and evaluating every `eval_steps`.
 
         The model is evaluated when `global_step > 0` and either `global_step % eval_steps == 0` or it is
         the last step; it is saved to `save_path` whenever the dev score improves.
         `custom_print_log(runner)` is called after each backward pass, as in the course.
+        `start_step` and `epoch_loss_sum` continue a run from a checkpoint (see `engine.checkpointing`): the
+        steps before `start_step` are skipped, the loss of the partly done epoch starts from `epoch_loss_sum`.
+
+        Raises:
+            NonFiniteLoss: a step's loss was NaN or infinite (found when the recorded losses are read back).
         """
         self.model.train()
         num_training_steps = num_epochs * len(train_loader)
@@ -90,16 +126,20 @@ class RunnerV3:
                 raise RuntimeError("Error: Metric can not be None!")
             if dev_loader is None:
                 raise RuntimeError("Error: dev_loader can not be None!")
-        global_step = 0
+        self.steps_per_epoch = len(train_loader)
+        global_step = self.global_step = start_step
+        first_epoch, skip = divmod(start_step, self.steps_per_epoch)
         _call(callbacks, "on_train_begin", self)
-        for epoch in range(num_epochs):
+        for epoch in range(first_epoch, num_epochs):
             _call(callbacks, "on_epoch_begin", self, epoch)
-            total_loss = paddle.zeros([])
-            for data in train_loader:
+            total_loss = paddle.full([], epoch_loss_sum if epoch == first_epoch else 0.0)
+            for index, data in enumerate(train_loader):
+                if epoch == first_epoch and index < skip:
+                    continue  # done before the checkpoint this run resumed from
                 X, y = data
                 logits = self.model(X)
                 loss = self.loss_fn(logits, y)
-                total_loss = total_loss + loss.detach()
+                total_loss = self._epoch_loss_sum = total_loss + loss.detach()
                 self._pending_step_losses.append((global_step, loss.detach()))
                 if len(self._pending_step_losses) >= _FLUSH_EVERY:
                     self._flush_step_losses()
@@ -111,12 +151,13 @@ class RunnerV3:
                     custom_print_log(self)
                 self.optimizer.step()
                 self.optimizer.clear_grad()
-                _call(callbacks, "on_train_batch_end", self, global_step, loss.detach())
                 if eval_steps > 0 and global_step > 0 and (
                         global_step % eval_steps == 0 or global_step == num_training_steps - 1):
                     self.evaluate_and_keep_best(dev_loader, global_step, save_path)
+                _call(callbacks, "on_train_batch_end", self, global_step, loss.detach())
                 global_step += 1
                 self.global_step = global_step
+            self._flush_step_losses()
             self.train_epoch_losses.append((total_loss / len(train_loader)).item())
             _call(callbacks, "on_epoch_end", self, epoch)
         self._flush_step_losses()

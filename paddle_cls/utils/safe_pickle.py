@@ -1,7 +1,8 @@
-"""A restricted unpickler for the CIFAR-10 batch files.
+"""Restricted unpicklers: for the CIFAR-10 batch files, and for the toolkit's own training-state files.
 
 `pickle.load` runs whatever a crafted file asks for. The real CIFAR batches hold only dicts, lists,
-strings, bytes, ints and numpy arrays, so only numpy's array reconstruction is admitted.
+strings, bytes, ints and numpy arrays, so only numpy's array reconstruction is admitted; a training-state
+file holds plain values and Paddle's random-generator states, so only that class is admitted there.
 """
 import pickle
 
@@ -15,7 +16,7 @@ except ImportError:  # numpy 1.x
 from ..errors import DataError
 
 # Files written by numpy 1 name numpy.core.multiarray, files written by numpy 2 numpy._core.multiarray.
-_ALLOWED_GLOBALS = {
+CIFAR_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): np.ndarray,
@@ -24,22 +25,36 @@ _ALLOWED_GLOBALS = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source, encoding):
+    def __init__(self, file, source, encoding, allowed, error):
         super().__init__(file, encoding=encoding)
         self._source = source
+        self._allowed = allowed
+        self._error = error
 
     def find_class(self, module, name):
         try:
-            return _ALLOWED_GLOBALS[(module, name)]
+            return self._allowed[(module, name)]
         except KeyError:
-            raise DataError(
-                f"{self._source}: refused to load '{module}.{name}': a CIFAR-10 batch holds only lists, "
-                "strings, ints and numpy arrays, so this file is not a real batch (it may be crafted to run code)"
-            ) from None
+            raise self._error(f"{self._source}: refused to load '{module}.{name}': the file is not what it claims "
+                              "to be (it may be crafted to run code)") from None
+
+
+def restricted_load(file, source, allowed, error, what, encoding="ASCII"):
+    """Unpickle `file` admitting only the globals in `allowed` ((module, name) -> object).
+
+    Raises:
+        error: (an exception class) a refused global, or a truncated or corrupt file; `what` names the kind of file.
+    """
+    try:
+        return _RestrictedUnpickler(file, source, encoding, allowed, error).load()
+    except error:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise error(f"{source}: not a readable {what} (truncated or corrupt pickle: {exc})") from None
 
 
 def safe_load(file, source, encoding="bytes"):
-    """Unpickle `file` (a binary file object) admitting only what CIFAR batches contain.
+    """Unpickle a CIFAR-10 batch (`file`, a binary file object), admitting only numpy's array reconstruction.
 
     Args:
         file: an open binary file.
@@ -47,12 +62,7 @@ def safe_load(file, source, encoding="bytes"):
         encoding: how Python 2 strings are decoded, as for `pickle.load`.
 
     Raises:
-        DataError: the file names a global other than numpy's array reconstruction, or is truncated or corrupt.
+        DataError: the file names any other global, or is truncated or corrupt.
     """
-    try:
-        return _RestrictedUnpickler(file, source, encoding).load()
-    except DataError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise DataError(f"{source}: not a readable CIFAR-10 batch (truncated or corrupt pickle: {exc})") from None
+    return restricted_load(file, source, CIFAR_GLOBALS, DataError, "CIFAR-10 batch", encoding)
 

@@ -1,0 +1,219 @@
+"""Training checkpoints that survive crashes, and resuming from them in a fresh process.
+
+A checkpoint is a folder `<output_dir>/checkpoints/step_<N>/` holding `model.pdparams`, `optimizer.pdopt`
+(learning-rate schedule included) and `state.pdstates` (epoch and step, random states, the runner's
+histories, the per-epoch history, the best score). The file `checkpoints/latest` names the newest complete
+folder and is replaced atomically after the folder is written, so a kill at any moment leaves a usable one.
+"""
+import os
+import pickle
+import random
+import shutil
+import signal
+
+import numpy as np
+import paddle
+
+from ..errors import CheckpointError, PaddleClsError
+from ..utils.checkpoint import load_model_file, load_state_dict, save_atomic
+from ..utils.distributed import is_main_process
+from ..utils.logger import logger
+from ..utils.safe_pickle import restricted_load
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest"
+STATE_VERSION = 1
+_STATE_GLOBALS = {("paddle.base.libpaddle", "GeneratorState"): type(paddle.get_rng_state()[0])}
+
+
+class TrainingInterrupted(PaddleClsError):
+    """Ctrl-C during training: the checkpoint was saved and the run stopped cleanly."""
+
+
+def _parameter_names(model):
+    # Paddle keys optimizer state by generated parameter names (linear_0.w_0, ...), which differ between
+    # processes that create layers in another order; the model's structured names do not.
+    return {param.name: key for key, param in model.named_parameters()}
+
+
+def portable_optimizer_state(optimizer, model):
+    """The optimizer's state dict with generated parameter names replaced by the model's structured names."""
+    names = _parameter_names(model)
+    by_length = sorted(names, key=len, reverse=True)
+    portable = {}
+    for key, value in optimizer.state_dict().items():
+        generated = next((n for n in by_length if key.startswith(n) and key[len(n):len(n) + 1] == "_"), None)
+        if key == "master_weights" and isinstance(value, dict):
+            value = {names.get(k, k): v for k, v in value.items()}
+        portable[f"@{names[generated]}@{key[len(generated):]}" if generated else key] = value
+    return portable
+
+
+def restore_optimizer_state(optimizer, model, portable, source):
+    """Load a `portable_optimizer_state` into `optimizer`, mapping names onto this process's parameters."""
+    by_key = {key: param.name for key, param in model.named_parameters()}
+    state = {}
+    for key, value in portable.items():
+        if key.startswith("@"):
+            structured, _, suffix = key[1:].partition("@")
+            if structured not in by_key:
+                raise CheckpointError(f"{source}: optimizer state for parameter {structured}, which the model "
+                                      "does not have: the checkpoint is from another Arch")
+            key = by_key[structured] + suffix
+        elif key == "master_weights" and isinstance(value, dict):
+            value = {by_key.get(k, k): v for k, v in value.items()}
+        state[key] = value
+    optimizer.set_state_dict(state)
+
+
+def _random_states():
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(), "numpy": (name, keys.tolist(), position, has_gauss, cached),
+            "paddle": paddle.get_rng_state()}
+
+
+def _set_random_states(states):
+    random.setstate(states["python"])
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
+    paddle.set_rng_state(states["paddle"])
+
+
+def save_checkpoint(output_dir, model, optimizer, state):
+    """Write a checkpoint folder for `state['next_step']`, then point `checkpoints/latest` at it."""
+    if not is_main_process():
+        return None
+    root = os.path.join(output_dir, CHECKPOINT_DIR)
+    name = f"step_{state['next_step']:08d}"
+    folder = os.path.join(root, name)
+    os.makedirs(folder, exist_ok=True)
+    save_atomic(model.state_dict(), os.path.join(folder, "model.pdparams"))
+    save_atomic(portable_optimizer_state(optimizer, model), os.path.join(folder, "optimizer.pdopt"))
+    state_path = os.path.join(folder, "state.pdstates")
+    with open(state_path + ".tmp", "wb") as file:
+        pickle.dump(dict(state, version=STATE_VERSION), file)
+    os.replace(state_path + ".tmp", state_path)
+    pointer = os.path.join(root, LATEST)
+    with open(pointer + ".tmp", "w", encoding="utf-8") as file:
+        file.write(name + "\n")
+    os.replace(pointer + ".tmp", pointer)
+    for old in os.listdir(root):
+        if old.startswith("step_") and old != name:
+            shutil.rmtree(os.path.join(root, old), ignore_errors=True)
+    return folder
+
+
+def find_checkpoint(resume, output_dir):
+    """The checkpoint folder that `Global.resume` names: `auto` (the newest in `output_dir`), a checkpoint
+    folder, a `checkpoints` folder or its `latest` file. A path that does not exist is an error."""
+    if resume == "auto":
+        path = os.path.join(output_dir, CHECKPOINT_DIR)
+        if not os.path.isfile(os.path.join(path, LATEST)):
+            raise CheckpointError(f"Global.resume: auto, but {path} holds no checkpoint to resume from; "
+                                  "drop Global.resume to start afresh")
+    else:
+        path = os.path.expanduser(resume)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, LATEST)):
+        path = os.path.join(path, LATEST)
+    if os.path.isfile(path) and os.path.basename(path) == LATEST:
+        with open(path, encoding="utf-8") as file:
+            path = os.path.join(os.path.dirname(path), file.read().strip())
+    if not os.path.isfile(os.path.join(path, "state.pdstates")):
+        raise CheckpointError(f"Global.resume: no checkpoint at {path} (expected a folder with model.pdparams, "
+                              "optimizer.pdopt and state.pdstates, or auto)")
+    return path
+
+
+def load_checkpoint(folder, model, optimizer):
+    """Load a checkpoint folder into `model` and `optimizer` and set the random states; returns its state."""
+    state_path = os.path.join(folder, "state.pdstates")
+    with open(state_path, "rb") as file:
+        state = restricted_load(file, state_path, _STATE_GLOBALS, CheckpointError, "training state")
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise CheckpointError(f"{state_path}: not a paddle_cls training state of version {STATE_VERSION}")
+    load_model_file(model, os.path.join(folder, "model.pdparams"))
+    optimizer_path = os.path.join(folder, "optimizer.pdopt")
+    restore_optimizer_state(optimizer, model, load_state_dict(optimizer_path), optimizer_path)
+    _set_random_states(state["random"])
+    return state
+
+
+class StopRequest:
+    """Turns the first Ctrl-C (SIGINT) during training into a request the training loop honours at the end of
+    the current step (after saving a checkpoint); a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.info("[Train] Ctrl-C: stopping after this step and saving a checkpoint (press again to abort)")
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class Checkpointer:
+    """Saves a resumable checkpoint every `interval` epochs or steps (`unit`), and on a Ctrl-C stop request.
+
+    Must come after the callbacks that step the schedule and record the epoch, so that what it saves is
+    the state the next step starts from.
+    """
+
+    def __init__(self, output_dir, interval, unit, history, stop, resumed_state=None):
+        self.output_dir = output_dir
+        self.interval = interval
+        self.unit = unit
+        self.history = history
+        self.stop = stop
+        self.latest = None
+        self._epoch_numpy_state = resumed_state["random"]["numpy"] if resumed_state else None
+
+    def on_epoch_begin(self, runner, epoch):
+        # The shuffling sampler draws this epoch's order from NumPy when the loader is iterated: a mid-epoch
+        # checkpoint keeps the state from before that draw, so a resumed run replays the same order.
+        if self._epoch_numpy_state is None or runner.global_step % runner.steps_per_epoch == 0:
+            self._epoch_numpy_state = _random_states()["numpy"]
+
+    def _save(self, runner, reason):
+        state = {"next_step": runner.global_step + (0 if reason == "epoch" else 1),
+                 "epoch_loss_sum": runner.epoch_loss_sum, "runner": runner.history_state(),
+                 "history": list(self.history.rows), "random": _random_states()}
+        if reason != "epoch":
+            state["random"]["numpy"] = self._epoch_numpy_state
+        self.latest = save_checkpoint(self.output_dir, runner.model, runner.optimizer, state)
+        if self.latest:
+            logger.info(f"[Checkpoint] step {state['next_step']}: saved {self.latest}")
+
+    def on_train_batch_end(self, runner, step, loss):
+        at_epoch_end = (step + 1) % runner.steps_per_epoch == 0
+        if at_epoch_end:
+            return  # the epoch's bookkeeping is not done yet: on_epoch_end saves
+        if self.stop.requested:
+            self._save(runner, "stop")
+            raise TrainingInterrupted(self._stopped_message(step + 1))
+        if self.unit == "step" and (step + 1) % self.interval == 0:
+            self._save(runner, "step")
+
+    def on_epoch_end(self, runner, epoch):
+        due = (epoch + 1) % self.interval == 0 if self.unit == "epoch" else runner.global_step % self.interval == 0
+        if due or self.stop.requested:
+            self._save(runner, "epoch")
+        if self.stop.requested:
+            raise TrainingInterrupted(self._stopped_message(runner.global_step))
+
+    def _stopped_message(self, step):
+        return (f"training stopped by Ctrl-C at step {step}; checkpoint saved in {self.latest}. "
+                "Continue with -o Global.resume=auto")
