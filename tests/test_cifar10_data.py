@@ -1,3 +1,4 @@
+import io
 import os
 import pickle
 import shutil
@@ -159,3 +160,26 @@ def test_train_split_peak_memory_is_under_a_third_of_the_course(tmp_path):
     course_peak, ref = _peak_bytes(lambda: course.CIFAR10Dataset(folder, "train"))
     assert len(ours) == len(ref) == 4000
     assert ours_peak * 3 <= course_peak, (ours_peak, course_peak)
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "device"])
+def test_crafted_archives_are_refused(tmp_path, kind):
+    folder = write_cifar10(str(tmp_path / "src"), 4)
+    archive = str(tmp_path / "cifar-10-python.tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+        info = tarfile.TarInfo({"dotdot": "cifar-10-batches-py/../../evil", "absolute": "/tmp/evil"}.get(kind, "cifar-10-batches-py/x"))
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif kind == "device":
+            info.type = tarfile.CHRTYPE
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(DataError, match=r"refused: member .* is a"):
+        CIFAR10Dataset(archive, "dev")
+    assert not os.path.exists(tmp_path / "evil") and not os.path.exists("/tmp/evil")
+
+
+def test_repacked_archive_is_read_with_a_notice(cifar_archive, tmp_path, capsys):
+    dataset = CIFAR10Dataset(shutil.copy(cifar_archive, tmp_path), "dev")
+    assert len(dataset) == N
+    assert "is not the official cifar-10-python.tar.gz" in capsys.readouterr().out

@@ -154,3 +154,21 @@ def test_nan_loss_stops_with_the_step_and_the_last_checkpoint(data_dir, tmp_path
 def test_eval_steps_beyond_the_run_is_an_error(data_dir, tmp_path):
     with pytest.raises(ConfigError, match=r"Global.eval_steps: 3000 is more than the 90 steps"):
         train(load_config("configs/model_resnet18.yml", _overrides(data_dir, str(tmp_path))))
+
+
+def test_hapi_killed_then_resumed_ends_like_an_uninterrupted_run(data_dir, tmp_path):
+    hapi = ["Global.engine=hapi", "Global.save_unit=epoch", "Global.save_interval=1"]
+    straight_dir = str(tmp_path / "straight")
+    train(load_config("configs/mynet_cifar10.yml", _overrides(data_dir, straight_dir, *hapi)))
+    output_dir = str(tmp_path / "killed")
+    process = _start(_overrides(data_dir, output_dir, *hapi))
+    _wait_for_step(process, output_dir, 30, [])  # the checkpoint after epoch 0
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert 30 <= _latest_step(output_dir) < 90
+    resumed = subprocess.run([sys.executable, "tools/train.py", "-c", "configs/mynet_cifar10.yml",
+                              *_args(_overrides(data_dir, output_dir, *hapi, "Global.resume=auto"))],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    _assert_same_run(output_dir, straight_dir)

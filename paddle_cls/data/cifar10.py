@@ -4,6 +4,7 @@ Splits: `train` = data_batch_1..4 (40,000 images), `dev` = data_batch_5, `test` 
 The data may sit in the extracted `cifar-10-batches-py` folder, a folder holding it, the
 `cifar-10-python.tar.gz` archive itself (read in place, never extracted) or a folder holding the archive.
 """
+import hashlib
 import os
 import tarfile
 
@@ -11,6 +12,7 @@ import numpy as np
 from paddle import io
 
 from ..errors import DataError
+from ..utils.logger import logger
 from ..utils.safe_pickle import safe_load
 
 CIFAR10_URL = "https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz"
@@ -99,6 +101,37 @@ def _download_cifar10(where):
     return path
 
 
+def _refuse_unsafe_members(location, members):
+    """The archive is read in place, never extracted; still, one with members that would land outside its
+    folder, or that are links or devices, is not the official archive and is refused whole."""
+    for member in members:
+        parts = member.name.replace("\\", "/").split("/")
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+            kind = "link" if member.issym() or member.islnk() else "device or special file" if not (
+                member.isfile() or member.isdir()) else "path outside the archive's folder"
+            raise DataError(f"{location}: refused: member {member.name!r} is a {kind}; the official "
+                            f"{ARCHIVE_NAME} holds only plain files under {BATCH_FOLDER}/")
+
+
+_checked_archives = {}
+
+
+def _check_archive_md5(location):
+    """A local archive that differs from the official one is read, with a one-line notice (users repack)."""
+    stat = os.stat(location)
+    key = (os.path.abspath(location), stat.st_size, stat.st_mtime)
+    if key in _checked_archives:
+        return
+    digest = hashlib.md5()
+    with open(location, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    _checked_archives[key] = digest.hexdigest()
+    if _checked_archives[key] != CIFAR10_MD5:
+        logger.info(f"Note: {location} is not the official {ARCHIVE_NAME} (md5 {_checked_archives[key]}, "
+                    f"official {CIFAR10_MD5}); reading it anyway")
+
+
 def _iter_batches(location, names):
     """Yield `(name, batch_dict)` for each of `names`, read from a batch folder or the archive.
 
@@ -115,12 +148,14 @@ def _iter_batches(location, names):
             with open(path, "rb") as file:
                 yield name, safe_load(file, path)
         return
+    _check_archive_md5(location)
     try:
         with tarfile.open(location, "r:gz") as archive:
-            # Only regular files directly under cifar-10-batches-py/ count: links, devices and odd paths are ignored.
+            all_members = archive.getmembers()
+            _refuse_unsafe_members(location, all_members)
             members = {
                 os.path.basename(m.name): m
-                for m in archive.getmembers()
+                for m in all_members
                 if m.isfile() and os.path.dirname(m.name).strip("./") == BATCH_FOLDER
             }
             missing = [name for name in names if name not in members]

@@ -151,14 +151,19 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
         self.metric_name = metric_name
         self.record_train_accuracy = record_train_accuracy
         self.best_score = 0
+        self.epoch_offset = 0  # epochs done before a resume: hapi counts from 0 again
+        self.on_epoch_done = None  # called with the epoch once its row is complete (checkpointing)
         self._pending = None
 
     def _commit(self):
         if self._pending is not None:
             self._pending["seconds"] = time.time() - self._start
             self.history.add(**self._pending)
+            epoch = self._pending["epoch"]
             self._pending = None
             _epoch_line(self.history, self.epochs)
+            if self.on_epoch_done is not None:
+                self.on_epoch_done(epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._commit()
@@ -170,7 +175,7 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = logs.get(self.metric_name) if self.record_train_accuracy else None
-        self._pending = dict(epoch=epoch, train_loss=float(np.mean(self._train_losses)),
+        self._pending = dict(epoch=epoch + self.epoch_offset, train_loss=float(np.mean(self._train_losses)),
                              train_accuracy=float(accuracy) if accuracy is not None else None,
                              lr=self.model._optimizer.get_lr())
 

@@ -66,7 +66,8 @@ def restore_optimizer_state(optimizer, model, portable, source):
     optimizer.set_state_dict(state)
 
 
-def _random_states():
+def random_states():
+    """Python, NumPy and Paddle random states, as a checkpoint keeps them."""
     name, keys, position, has_gauss, cached = np.random.get_state()
     return {"python": random.getstate(), "numpy": (name, keys.tolist(), position, has_gauss, cached),
             "paddle": paddle.get_rng_state()}
@@ -185,12 +186,12 @@ class Checkpointer:
         # The shuffling sampler draws this epoch's order from NumPy when the loader is iterated: a mid-epoch
         # checkpoint keeps the state from before that draw, so a resumed run replays the same order.
         if self._epoch_numpy_state is None or runner.global_step % runner.steps_per_epoch == 0:
-            self._epoch_numpy_state = _random_states()["numpy"]
+            self._epoch_numpy_state = random_states()["numpy"]
 
     def _save(self, runner, reason):
         state = {"next_step": runner.global_step + (0 if reason == "epoch" else 1),
                  "epoch_loss_sum": runner.epoch_loss_sum, "runner": runner.history_state(),
-                 "history": list(self.history.rows), "random": _random_states()}
+                 "history": list(self.history.rows), "random": random_states()}
         if reason != "epoch":
             state["random"]["numpy"] = self._epoch_numpy_state
         self.latest = save_checkpoint(self.output_dir, runner.model, runner.optimizer, state)
