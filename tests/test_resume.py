@@ -143,10 +143,12 @@ def test_optimizer_state_maps_onto_a_fresh_processes_parameter_names():
     np.testing.assert_array_equal(moment.numpy(), optimizer.state_dict()[f"{first[0].weight.name}_moment1_0"].numpy())
 
 
-def test_nan_loss_stops_with_the_step_and_the_last_checkpoint(data_dir, tmp_path):
+@pytest.mark.parametrize("engine", ["runner", "hapi"])
+def test_nan_loss_stops_with_the_step_and_the_last_checkpoint(data_dir, tmp_path, engine):
     from paddle_cls.engine.runner import NonFiniteLoss
 
-    overrides = _overrides(data_dir, str(tmp_path), "Optimizer.learning_rate=1.0e+30", "Global.epochs=2")
+    overrides = _overrides(data_dir, str(tmp_path), "Optimizer.learning_rate=1.0e+30", "Global.epochs=2",
+                           f"Global.engine={engine}")
     with pytest.raises(NonFiniteLoss, match=r"became (nan|inf) at step \d+.*Last good checkpoint"):
         train(load_config("configs/mynet_cifar10.yml", overrides))
 

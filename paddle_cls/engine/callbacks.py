@@ -12,6 +12,7 @@ import paddle
 from ..utils.checkpoint import save_atomic
 from ..utils.distributed import is_main_process
 from ..utils.logger import logger
+from .runner import NonFiniteLoss
 
 
 def _epoch_line(history, epochs):
@@ -171,7 +172,11 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
         self._train_losses = []
 
     def on_train_batch_end(self, step, logs=None):
-        self._train_losses.append(float(np.mean(logs["loss"])))
+        loss = float(np.mean(logs["loss"]))  # hapi has already read it back from the device
+        if not np.isfinite(loss):
+            raise NonFiniteLoss(f"the training loss became {loss} at step {step} of epoch "
+                                f"{len(self.history.rows) + (self._pending is not None)}")
+        self._train_losses.append(loss)
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = logs.get(self.metric_name) if self.record_train_accuracy else None

@@ -19,6 +19,7 @@ from ..utils.checkpoint import load_model_file, load_state_dict, save_atomic
 from ..utils.distributed import is_main_process
 from ..utils.logger import logger
 from ..utils.safe_pickle import restricted_load
+from .runner import NonFiniteLoss
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
@@ -137,6 +138,12 @@ def load_checkpoint(folder, model, optimizer):
     restore_optimizer_state(optimizer, model, load_state_dict(optimizer_path), optimizer_path)
     _set_random_states(state["random"])
     return state
+
+
+def stopped_by_nan(exc, latest):
+    """The error that ends a run whose loss became NaN or infinite, naming the last good checkpoint."""
+    return NonFiniteLoss(f"{exc}; the run stopped. Last good checkpoint: {latest or 'none saved yet'} "
+                         "(resume from it with -o Global.resume=auto, perhaps with a lower learning rate)")
 
 
 class StopRequest:

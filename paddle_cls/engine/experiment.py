@@ -14,7 +14,7 @@ from ..utils.distributed import is_main_process
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
-from .checkpointing import Checkpointer, StopRequest, find_checkpoint, load_checkpoint
+from .checkpointing import Checkpointer, StopRequest, find_checkpoint, load_checkpoint, stopped_by_nan
 from .callbacks import EpochEvaluation, LRStep, RecordEpochs, TerminalProgress, VisualDLRecorder
 from .components import build_components, build_loader, build_loss, build_metric, seed_everything, set_device
 from .hapi import train_hapi
@@ -76,8 +76,7 @@ def train_runner(config, parts, history, paths, stop):
                      epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0)
     except NonFiniteLoss as exc:
         last = checkpointer.latest or (find_checkpoint("auto", paths["output_dir"]) if resumed else None)
-        raise NonFiniteLoss(f"{exc}; the run stopped. Last good checkpoint: {last or 'none saved yet'} "
-                            "(resume from it with -o Global.resume=auto, perhaps with a lower learning rate)") from None
+        raise stopped_by_nan(exc, last) from None
     if is_main_process():
         plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
     return runner.best_score if runner.dev_scores else None

@@ -15,8 +15,10 @@ from ..metrics import score_name
 from ..utils.distributed import is_main_process
 from ..utils.logger import console_into_log_files, logger
 from .callbacks import HapiEpochRecorder, HapiVisualDL
-from .checkpointing import TrainingInterrupted, find_checkpoint, load_checkpoint, random_states, save_checkpoint
+from .checkpointing import (TrainingInterrupted, find_checkpoint, load_checkpoint, random_states, save_checkpoint,
+                            stopped_by_nan)
 from .components import build_dataset, loader_settings
+from .runner import NonFiniteLoss
 
 
 class _HapiCheckpointer(paddle.callbacks.Callback):
@@ -86,16 +88,19 @@ def train_hapi(config, parts, history, paths, stop):
     if is_main_process():
         callbacks.append(HapiVisualDL(log_dir=paths["visualdl"]))
     with console_into_log_files():
-        model.fit(
-            train_data=train_loader,
-            eval_data=build_dataset(config, "Eval") if evaluate else None,
-            batch_size=train_settings["batch_size"],
-            epochs=settings["epochs"] - start_epoch,
-            eval_freq=1,
-            log_freq=settings["log_steps"] or 100,
-            save_dir=save_dir,
-            verbose=2,
-            num_workers=train_settings["num_workers"],
-            callbacks=callbacks,
-        )
+        try:
+            model.fit(
+                train_data=train_loader,
+                eval_data=build_dataset(config, "Eval") if evaluate else None,
+                batch_size=train_settings["batch_size"],
+                epochs=settings["epochs"] - start_epoch,
+                eval_freq=1,
+                log_freq=settings["log_steps"] or 100,
+                save_dir=save_dir,
+                verbose=2,
+                num_workers=train_settings["num_workers"],
+                callbacks=callbacks,
+            )
+        except NonFiniteLoss as exc:
+            raise stopped_by_nan(exc, checkpointer.latest) from None
     return recorder.best_score if evaluate else None
