@@ -15,6 +15,7 @@ from .errors import ConfigError
 GLOBAL_DEFAULTS = {
     "engine": "runner",
     "device": "auto",
+    "num_threads": None,
     "seed": 100,
     "epochs": 30,
     "output_dir": "./output",
@@ -63,6 +64,7 @@ def _is_int(value):
 _GLOBAL_CHECKS = {
     "engine": (lambda v: isinstance(v, str), "an engine name"),
     "device": (lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)), "auto, cpu, gpu or gpu:N"),
+    "num_threads": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1, or null for all usable cores"),
     "seed": (lambda v: v is None or _is_int(v), "an integer or null"),
     "epochs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "output_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),

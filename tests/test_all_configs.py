@@ -8,6 +8,8 @@ from paddle_cls.config import load_config
 from paddle_cls.engine import train
 from paddle_cls.utils.history import FIELDS
 
+pytestmark = pytest.mark.slow
+
 CONFIGS = ["resnet18", "model_resnet18", "resnet18_hapi", "mynet_cifar10", "lenet_mnist", "resnet50_hapi",
            "cnn_mnist", "simplecnn_cifar10"]
 

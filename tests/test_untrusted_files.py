@@ -10,6 +10,7 @@ from paddle_cls import CIFAR10Dataset, Cifar10
 from paddle_cls.data.synthetic import write_cifar10
 from paddle_cls.errors import DataError
 
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -48,6 +49,7 @@ def test_crafted_batches_are_refused_through_the_api(tmp_path, make):
     assert not os.path.exists(marker)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["resnet18", "mynet_cifar10"])
 def test_crafted_batches_are_refused_through_train(tmp_path, config):
     marker = str(tmp_path / "marker")

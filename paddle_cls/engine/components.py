@@ -1,5 +1,6 @@
 """Turn a config into the pieces of a run: device, seed, model, loss, metric, datasets and loaders."""
 import copy
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -39,10 +40,25 @@ def resolve_device(name):
     return f"gpu:{index}"
 
 
-def set_device(name):
-    """Select the device of `Global.device` and return the Paddle device string."""
+def default_cpu_threads():
+    """The cores this process may use, shared out among the processes a launcher started on this node."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local_processes = int(os.environ.get("PADDLE_LOCAL_SIZE") or os.environ.get("PADDLE_TRAINERS_NUM") or 1)
+    return max(1, cores // max(1, local_processes))
+
+
+def set_device(name, num_threads=None):
+    """Select the device of `Global.device` and return the Paddle device string.
+
+    On CPU, Paddle computes on one thread unless told; this uses `num_threads` (`Global.num_threads`) or,
+    when None, every core this process may use (shared among the processes of a data-parallel launch).
+    """
     device = resolve_device(name)
     paddle.set_device(device)
+    if device == "cpu":
+        threads = num_threads or default_cpu_threads()
+        paddle.base.core.set_num_threads(threads)
+        device = f"cpu ({threads} thread{'s' if threads > 1 else ''})"
     return device
 
 

@@ -111,7 +111,7 @@ def train(config):
              "visualdl": os.path.join(output_dir, "visualdl")}
     handler = log_to_file(os.path.join(output_dir, "train.log")) if main else None
     try:
-        device = set_device(settings["device"])
+        device = set_device(settings["device"], settings["num_threads"])
         seed_everything(settings["seed"], settings["deterministic"])
         if main:
             with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:

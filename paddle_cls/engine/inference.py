@@ -23,7 +23,7 @@ def load_trained_model(config):
     if not os.path.isfile(checkpoint):
         raise CheckpointError(f"no model file at {checkpoint}: train first (tools/train.py -c CONFIG) "
                               "or name one with -o Global.checkpoint=PATH")
-    set_device(settings["device"])
+    set_device(settings["device"], settings["num_threads"])
     model = build_model(config)
     load_model_file(model, checkpoint)
     model.eval()
