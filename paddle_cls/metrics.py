@@ -2,6 +2,7 @@
 import numpy as np
 import paddle
 
+from .utils.distributed import all_reduce_sum
 from .utils.logger import logger
 
 
@@ -93,6 +94,12 @@ class Accuracy(paddle.metric.Metric):
             return 0 if len(self.topk) == 1 else [0.0] * len(self.topk)
         values = (self._hits() / self.num_count).tolist()
         return values[0] if len(self.topk) == 1 else values
+
+    def all_reduce(self):
+        """Sum the counts over the processes of a data-parallel evaluation (each saw its own shard)."""
+        counts = paddle.to_tensor(np.append(self._hits(), self.num_count).astype(np.int64))
+        counts = all_reduce_sum(counts).numpy()
+        self._hits_on_device, self._hits_on_host, self.num_count = 0, counts[:-1], int(counts[-1])
 
     def reset(self):
         self._hits_on_device = 0

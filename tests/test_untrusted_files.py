@@ -42,7 +42,7 @@ def test_crafted_batches_are_refused_through_the_api(tmp_path, make):
     marker = str(tmp_path / "marker")
     payload = _Shell(f"touch {marker}") if make == "shell" else _Writer(marker)
     folder = _crafted_folder(tmp_path, payload)
-    with pytest.raises(DataError, match="data_batch_1: refused to load '(posix|os|builtins|__builtin__)\."):
+    with pytest.raises(DataError, match=r"data_batch_1: refused to load '(posix|os|builtins|__builtin__)\."):
         CIFAR10Dataset(folder, "train")
     with pytest.raises(DataError, match="refused to load"):
         Cifar10(folder, "train")

@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 
 from ..utils.checkpoint import save_atomic
-from ..utils.distributed import is_main_process
+from ..utils.distributed import all_reduce_sum, is_main_process
 from ..utils.logger import logger
 from .runner import NonFiniteLoss
 
@@ -193,7 +193,9 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
     def on_eval_end(self, logs=None):
         if self._pending is None:  # an evaluate() outside fit
             return
-        dev_loss, dev_score = float(np.mean(self._eval_losses)), float(logs[self.metric_name])
+        # hapi gathers the metric over processes but leaves each process its own batch losses: add those up.
+        totals = all_reduce_sum(paddle.to_tensor([sum(self._eval_losses), len(self._eval_losses)], dtype="float64"))
+        dev_loss, dev_score = float(totals[0] / totals[1]), float(logs[self.metric_name])
         logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
         if dev_score > self.best_score:
             if is_main_process():

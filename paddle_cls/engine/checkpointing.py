@@ -31,10 +31,14 @@ class TrainingInterrupted(PaddleClsError):
     """Ctrl-C during training: the checkpoint was saved and the run stopped cleanly."""
 
 
+def _unwrapped(model):
+    return getattr(model, "_layers", model)  # paddle.DataParallel keeps the network in _layers
+
+
 def _parameter_names(model):
     # Paddle keys optimizer state by generated parameter names (linear_0.w_0, ...), which differ between
     # processes that create layers in another order; the model's structured names do not.
-    return {param.name: key for key, param in model.named_parameters()}
+    return {param.name: key for key, param in _unwrapped(model).named_parameters()}
 
 
 def portable_optimizer_state(optimizer, model):
@@ -52,7 +56,7 @@ def portable_optimizer_state(optimizer, model):
 
 def restore_optimizer_state(optimizer, model, portable, source):
     """Load a `portable_optimizer_state` into `optimizer`, mapping names onto this process's parameters."""
-    by_key = {key: param.name for key, param in model.named_parameters()}
+    by_key = {key: param.name for key, param in _unwrapped(model).named_parameters()}
     state = {}
     for key, value in portable.items():
         if key.startswith("@"):
@@ -89,7 +93,7 @@ def save_checkpoint(output_dir, model, optimizer, state):
     name = f"step_{state['next_step']:08d}"
     folder = os.path.join(root, name)
     os.makedirs(folder, exist_ok=True)
-    save_atomic(model.state_dict(), os.path.join(folder, "model.pdparams"))
+    save_atomic(_unwrapped(model).state_dict(), os.path.join(folder, "model.pdparams"))
     save_atomic(portable_optimizer_state(optimizer, model), os.path.join(folder, "optimizer.pdopt"))
     state_path = os.path.join(folder, "state.pdstates")
     with open(state_path + ".tmp", "wb") as file:

@@ -15,6 +15,7 @@ from ..losses import LOSSES
 from ..metrics import METRICS
 from ..models import MODELS
 from ..optim import OptimizerParts, build_optimizer
+from ..utils.distributed import rank, world_size
 from ..utils.logger import logger
 
 _MIN_SHARED_MEMORY = 1 << 30
@@ -54,6 +55,8 @@ def set_device(name, num_threads=None):
     when None, every core this process may use (shared among the processes of a data-parallel launch).
     """
     device = resolve_device(name)
+    if device.startswith("gpu") and world_size() > 1:
+        device = f"gpu:{paddle.distributed.ParallelEnv().device_id}"  # one GPU per launched process
     paddle.set_device(device)
     if device == "cpu":
         threads = num_threads or default_cpu_threads()
@@ -144,8 +147,33 @@ def loader_settings(config, split):
     }
 
 
-def build_loader(config, split):
-    """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test)."""
+class ShardedBatchSampler(paddle.io.BatchSampler):
+    """The batches a single process would make, in order, dealt round-robin to the processes of a
+    data-parallel run: every sample is evaluated exactly once (no padding duplicates), and summing the
+    per-process results gives exactly the single-process numbers."""
+
+    def __init__(self, dataset, batch_size, rank, world_size):
+        self.num_samples = len(dataset)
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
+
+    def __iter__(self):
+        starts = range(self.rank * self.batch_size, self.num_samples, self.world_size * self.batch_size)
+        for start in starts:
+            yield list(range(start, min(start + self.batch_size, self.num_samples)))
+
+    def __len__(self):
+        batches = -(-self.num_samples // self.batch_size)
+        return len(range(self.rank, batches, self.world_size))
+
+
+def build_loader(config, split, evaluation=None):
+    """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test).
+
+    In a data-parallel run the training split is shared out by Paddle's `DistributedBatchSampler` (shuffled
+    per epoch), and evaluation splits (or the training split with `evaluation=True`) by `ShardedBatchSampler`.
+    """
     seed = config["Global"]["seed"]
     worker_init = None
     if seed is not None:
@@ -154,8 +182,16 @@ def build_loader(config, split):
             random.seed(seed + worker_id)
             np.random.seed(seed + worker_id)
 
-    return paddle.io.DataLoader(build_dataset(config, split), worker_init_fn=worker_init,
-                                **loader_settings(config, split))
+    dataset, settings = build_dataset(config, split), loader_settings(config, split)
+    if world_size() == 1:
+        return paddle.io.DataLoader(dataset, worker_init_fn=worker_init, **settings)
+    if evaluation if evaluation is not None else split != "Train":
+        sampler = ShardedBatchSampler(dataset, settings["batch_size"], rank(), world_size())
+    else:
+        sampler = paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=settings["shuffle"],
+                                                    drop_last=settings["drop_last"])
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=settings["num_workers"],
+                                worker_init_fn=worker_init)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from ..config import dump_config
 from ..errors import ConfigError
 from ..metrics import score_name
 from ..utils.checkpoint import load_model_file, save_atomic
-from ..utils.distributed import is_main_process
+from ..utils.distributed import init_parallel, is_main_process, rank, world_size
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
@@ -45,7 +45,8 @@ def _check_eval_steps(settings, steps_per_epoch):
 def train_runner(config, parts, history, paths, stop):
     """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
-    runner = RunnerV3(parts.model, parts.optim.optimizer, parts.loss_fn, parts.metric)
+    model = paddle.DataParallel(parts.model) if world_size() > 1 else parts.model
+    runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric)
     train_loader = build_loader(config, "Train")
     _check_eval_steps(settings, len(train_loader))
     evaluate = settings["eval_steps"] or settings["eval_per_epoch"]
@@ -56,9 +57,14 @@ def train_runner(config, parts, history, paths, stop):
         resumed = load_checkpoint(folder, parts.model, parts.optim.optimizer)
         runner.set_history_state(resumed["runner"])
         history.rows = list(resumed["history"])
+        if hasattr(train_loader.batch_sampler, "set_epoch"):  # a data-parallel sampler shuffles by epoch number
+            train_loader.batch_sampler.set_epoch(resumed["next_step"] // len(train_loader))
         logger.info(f"[Train] resuming from {folder} at step {resumed['next_step']}")
     callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
-    callbacks.append(RecordEpochs(history, settings["epochs"], train_loader if settings["train_accuracy"] else None))
+    train_eval_loader = None
+    if settings["train_accuracy"]:
+        train_eval_loader = build_loader(config, "Train", evaluation=True) if world_size() > 1 else train_loader
+    callbacks.append(RecordEpochs(history, settings["epochs"], train_eval_loader))
     if is_main_process():
         callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], score_name(parts.metric),
                                           already_written=len(runner.dev_scores)))
@@ -86,11 +92,21 @@ ENGINES = {"runner": train_runner, "hapi": train_hapi}
 
 
 def test_model(model, config):
-    """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line."""
+    """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line.
+
+    Returns:
+        `(accuracy, loss, number of samples evaluated)`.
+    """
     runner = RunnerV3(model, None, build_loss(config), build_metric(config))
     score, loss = runner.evaluate(build_loader(config, "Test"))
     logger.info(f"[Test] accuracy/loss: {score:.4f}/{loss:.4f}")
-    return score, loss
+    return score, loss, runner.metric.num_count
+
+
+def weights_fingerprint(model):
+    """A number that differs when the weights differ: the processes of a data-parallel run must agree on it."""
+    return float(sum(float(p.astype("float64").sum()) + float((p.astype("float64") ** 2).sum())
+                     for p in model.parameters()))
 
 
 def train(config):
@@ -112,30 +128,34 @@ def train(config):
     handler = log_to_file(os.path.join(output_dir, "train.log")) if main else None
     try:
         device = set_device(settings["device"], settings["num_threads"])
+        init_parallel()
         seed_everything(settings["seed"], settings["deterministic"])
         if main:
             with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
                 file.write(dump_config(config))
         logger.info(dump_config(config))
-        logger.info(f"paddle {paddle.__version__} on {device}, engine {settings['engine']}, writing to {output_dir}")
+        parallel = f", process {rank()} of {world_size()}" if world_size() > 1 else ""
+        logger.info(f"paddle {paddle.__version__} on {device}{parallel}, engine {settings['engine']}, "
+                    f"writing to {output_dir}")
         logger.info(f"Watch it with: visualdl --logdir {paths['visualdl']}")
         parts = build_components(config)
         history = EpochHistory(output_dir if main else None)
         with StopRequest() as stop:
             best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths, stop)
+        results = {"best_dev_score": best_dev_score, "weights_fingerprint": weights_fingerprint(parts.model)}
+        logger.info(f"[Train] final weights fingerprint (process {rank()}): {results['weights_fingerprint']:.12e}")
         if main:
             save_atomic(parts.model.state_dict(), os.path.join(output_dir, settings["save_name"]))
         if main and history.rows:
             plot_loss_and_accuracy(history, os.path.join(output_dir, "loss_accuracy.png"))
             if any(row["dev_accuracy"] is not None for row in history.rows):
                 plot_validation_accuracy(history, os.path.join(output_dir, "validation_accuracy.png"))
-        results = {"best_dev_score": best_dev_score}
         if "Test" in config["DataLoader"]:
             if best_dev_score is not None and os.path.isfile(paths["best"]):
                 load_model_file(parts.model, paths["best"])
             else:
                 logger.info("No dev evaluation ran, so the final weights are tested.")
-            results["test_accuracy"], results["test_loss"] = test_model(parts.model, config)
+            results["test_accuracy"], results["test_loss"], results["test_samples"] = test_model(parts.model, config)
         if main:
             with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
                 json.dump(results, file, indent=2)

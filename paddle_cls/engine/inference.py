@@ -50,7 +50,7 @@ def evaluate(config):
         `(accuracy, loss)`.
     """
     model = load_trained_model(config)
-    score, loss = test_model(model, config)
+    score, loss, _ = test_model(model, config)
     loader = build_loader(config, "Test")
     logits, labels = predict_loader(model, loader)
     names = label_names(loader.dataset, logits.shape[1])

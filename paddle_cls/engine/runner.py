@@ -10,7 +10,7 @@ import paddle
 
 from ..errors import PaddleClsError
 from ..utils.checkpoint import load_model_file, save_atomic
-from ..utils.distributed import is_main_process
+from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
 
 # Step losses are read back from the device this many at a time.
@@ -184,7 +184,7 @@ class RunnerV3:
         if self.metric is None:
             raise RuntimeError("Error: Metric can not be None!")
         num_batches = len(dev_loader)
-        if num_batches == 0:
+        if num_batches == 0 and world_size() == 1:
             raise ValueError("evaluate() got an empty data loader: the split holds no samples")
         self.model.eval()
         self.metric.reset()
@@ -193,6 +193,12 @@ class RunnerV3:
             logits = self.model(X)
             total_loss = total_loss + self.loss_fn(logits, y)
             self.metric.update(logits, y)
+        if world_size() > 1:  # each process evaluated its own batches: add them up
+            total_loss = all_reduce_sum(total_loss)
+            num_batches = int(all_reduce_sum(paddle.to_tensor([num_batches], dtype="int64")).item())
+            if not hasattr(self.metric, "all_reduce"):
+                raise RuntimeError("a data-parallel evaluation needs a metric with all_reduce(), e.g. paddle_cls.Accuracy")
+            self.metric.all_reduce()
         dev_loss = (total_loss / num_batches).item()
         dev_score = self.metric.accumulate()
         if isinstance(dev_score, (list, tuple)):  # several top-k: the first one is the score

@@ -1,5 +1,9 @@
-"""Which process of a data-parallel run writes files."""
+"""Data-parallel runs under `paddle.distributed.launch`: which process writes, and summing across processes."""
 import os
+
+import paddle
+
+_initialised = False
 
 
 def rank():
@@ -7,6 +11,26 @@ def rank():
     return int(os.environ.get("PADDLE_TRAINER_ID", "0"))
 
 
+def world_size():
+    """How many processes the launcher started (1 when not launched)."""
+    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+
+
 def is_main_process():
     """True on rank 0, the one process that writes logs, checkpoints, figures and records."""
     return rank() == 0
+
+
+def init_parallel():
+    """Join the launcher's process group (NCCL on GPUs, gloo on CPU) once; a no-op for a single process."""
+    global _initialised
+    if world_size() > 1 and not _initialised:
+        paddle.distributed.init_parallel_env()
+        _initialised = True
+
+
+def all_reduce_sum(tensor):
+    """`tensor` summed over all processes (itself when not launched)."""
+    if world_size() > 1:
+        paddle.distributed.all_reduce(tensor)
+    return tensor
