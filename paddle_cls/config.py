@@ -31,6 +31,9 @@ GLOBAL_DEFAULTS = {
     "save_unit": "epoch",
     "resume": None,
     "deterministic": False,
+    "amp": "off",
+    "amp_dtype": "float16",
+    "to_static": False,
     "checkpoint": None,
 }
 
@@ -82,6 +85,9 @@ _GLOBAL_CHECKS = {
     "save_unit": (lambda v: v in ("epoch", "step"), "epoch or step"),
     "resume": (lambda v: v is None or isinstance(v, str), "auto, a checkpoint folder, or null"),
     "deterministic": (lambda v: isinstance(v, bool), "true or false"),
+    "amp": (lambda v: v in ("off", "O1", "O2", False), "off, O1 or O2"),
+    "amp_dtype": (lambda v: v in ("float16", "bfloat16"), "float16 or bfloat16"),
+    "to_static": (lambda v: isinstance(v, bool), "true or false"),
     "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
 }
 _LOADER_CHECKS = {
@@ -186,6 +192,8 @@ def load_config(path, overrides=()):
     for text in overrides:
         apply_override(config, text)
     validate(config, path)
+    if config["Global"]["amp"] is False:  # YAML 1.1 reads a bare `off` as false
+        config["Global"]["amp"] = "off"
     return config
 
 

@@ -59,3 +59,14 @@ def test_runner_and_hapi_evaluate_the_same_weights_alike(data_dir, tmp_path):
     result = hapi.evaluate(loader.dataset, batch_size=16, verbose=0)
     assert result["acc_top1"] == pytest.approx(runner_score)
     assert result["acc_top5"] >= runner_score
+
+
+@pytest.mark.parametrize("engine", ["runner", "hapi"])
+def test_to_static_trains_to_the_same_weights_and_amp_is_ignored_on_cpu(data_dir, tmp_path, engine, capsys):
+    dynamic = train(_config(data_dir, str(tmp_path / "dynamic"), engine, "Global.epochs=1"))
+    compiled = train(_config(data_dir, str(tmp_path / "static"), engine, "Global.epochs=1", "Global.to_static=true",
+                             "Global.amp=O1"))
+    assert compiled["weights_fingerprint"] == pytest.approx(dynamic["weights_fingerprint"], rel=1e-6)
+    assert compiled["test_accuracy"] == dynamic["test_accuracy"]
+    assert "Global.amp: O1 is for GPUs; training in float32 on cpu" in capsys.readouterr().out
+    assert load_config("configs/mynet_cifar10.yml", ["Global.amp=off"])["Global"]["amp"] == "off"

@@ -204,9 +204,23 @@ class Components:
     metric: object
 
 
+def amp_level(config, device):
+    """`Global.amp` as the level to train with: None when off, and on CPU (reported, then ignored)."""
+    level = config["Global"]["amp"]
+    if level == "off":
+        return None
+    if not device.startswith("gpu"):
+        logger.info(f"Global.amp: {level} is for GPUs; training in float32 on {device}")
+        return None
+    return level
+
+
 def build_components(config):
     """Model, optimizer, loss and metric from the config; built before any data is read, so a config
-    mistake surfaces at once."""
+    mistake surfaces at once. With `Global.to_static` the model's forward is compiled by
+    `paddle.jit.to_static`."""
     model = build_model(config)
+    if config["Global"]["to_static"]:
+        model = paddle.jit.to_static(model)
     return Components(model, build_optimizer(config["Optimizer"], model.parameters()),
                       build_loss(config), build_metric(config))

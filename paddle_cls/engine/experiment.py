@@ -16,7 +16,7 @@ from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
 from .checkpointing import Checkpointer, StopRequest, find_checkpoint, load_checkpoint, stopped_by_nan
 from .callbacks import EpochEvaluation, LRStep, RecordEpochs, TerminalProgress, VisualDLRecorder
-from .components import build_components, build_loader, build_loss, build_metric, seed_everything, set_device
+from .components import amp_level, build_components, build_loader, build_loss, build_metric, seed_everything, set_device
 from .hapi import train_hapi
 from .runner import NonFiniteLoss, RunnerV3
 
@@ -46,7 +46,8 @@ def train_runner(config, parts, history, paths, stop):
     """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
     model = paddle.DataParallel(parts.model) if world_size() > 1 else parts.model
-    runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric)
+    runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric,
+                      amp_level=amp_level(config, paddle.get_device()), amp_dtype=settings["amp_dtype"])
     train_loader = build_loader(config, "Train")
     _check_eval_steps(settings, len(train_loader))
     evaluate = settings["eval_steps"] or settings["eval_per_epoch"]

@@ -11,13 +11,14 @@ import os
 
 import paddle
 
+from ..errors import ConfigError
 from ..metrics import score_name
 from ..utils.distributed import is_main_process
 from ..utils.logger import console_into_log_files, logger
 from .callbacks import HapiEpochRecorder, HapiVisualDL
 from .checkpointing import (TrainingInterrupted, find_checkpoint, load_checkpoint, random_states, save_checkpoint,
                             stopped_by_nan)
-from .components import build_dataset, loader_settings
+from .components import amp_level, build_dataset, loader_settings
 from .runner import NonFiniteLoss
 
 
@@ -64,8 +65,14 @@ def train_hapi(config, parts, history, paths, stop):
     sampler = paddle.io.DistributedBatchSampler(train_set, batch_size=train_settings["batch_size"],
                                                 shuffle=train_settings["shuffle"], drop_last=train_settings["drop_last"])
     train_loader = paddle.io.DataLoader(train_set, batch_sampler=sampler, num_workers=train_settings["num_workers"])
-    model = paddle.Model(parts.model)
-    model.prepare(parts.optim.optimizer, parts.loss_fn, parts.metric)
+    # Given the input spec, paddle.Model does not inspect forward's signature, which to_static hides.
+    image_spec = paddle.static.InputSpec([None, *settings["image_shape"]], "float32", "image")
+    model = paddle.Model(parts.model, inputs=[image_spec])
+    level = amp_level(config, paddle.get_device())
+    if level and settings["amp_dtype"] != "float16":
+        raise ConfigError("Global.amp_dtype: paddle.Model's AMP supports float16 only; use bfloat16 with "
+                          "Global.engine: runner")
+    model.prepare(parts.optim.optimizer, parts.loss_fn, parts.metric, amp_configs={"level": level} if level else None)
     recorder = HapiEpochRecorder(history, settings["epochs"], paths["best"], score_name(parts.metric),
                                  record_train_accuracy=settings["train_accuracy"])
     start_epoch, save_dir = 0, os.path.join(paths["output_dir"], "hapi")

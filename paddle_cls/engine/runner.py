@@ -37,6 +37,9 @@ class RunnerV3:
         loss_fn: called as `loss_fn(logits, labels)`, returning the mean loss.
         metric: an object with `update`, `accumulate` and `reset` (e.g. `Accuracy`); needed for evaluation.
 
+    `amp_level` ('O1' or 'O2') and `amp_dtype` ('float16' or 'bfloat16') train with automatic mixed
+    precision on a GPU, with dynamic loss scaling for float16 (not in the course).
+
     `train` also takes `callbacks`: objects with any of `on_train_begin(runner)`, `on_epoch_begin(runner, epoch)`,
     `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor), `on_epoch_end(runner, epoch)` and
     `on_train_end(runner)` (see `paddle_cls.engine.callbacks`). The course's runner has no such hook.
@@ -49,7 +52,11 @@ class RunnerV3:
     >>> runner.train(train_loader, dev_loader, num_epochs=30, log_steps=3000, eval_steps=3000)  # doctest: +SKIP
     """
 
-    def __init__(self, model, optimizer, loss_fn, metric, **kwargs):
+    def __init__(self, model, optimizer, loss_fn, metric, amp_level=None, amp_dtype="float16", **kwargs):
+        self.amp_level = amp_level
+        self.amp_dtype = amp_dtype
+        if amp_level == "O2" and optimizer is not None:  # O2 keeps the weights in low precision (with fp32 masters)
+            model, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=amp_dtype)
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -127,6 +134,8 @@ class RunnerV3:
             if dev_loader is None:
                 raise RuntimeError("Error: dev_loader can not be None!")
         self.steps_per_epoch = len(train_loader)
+        # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
+        scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp_level and self.amp_dtype == "float16" else None
         global_step = self.global_step = start_step
         first_epoch, skip = divmod(start_step, self.steps_per_epoch)
         _call(callbacks, "on_train_begin", self)
@@ -137,19 +146,24 @@ class RunnerV3:
                 if epoch == first_epoch and index < skip:
                     continue  # done before the checkpoint this run resumed from
                 X, y = data
-                logits = self.model(X)
-                loss = self.loss_fn(logits, y)
-                total_loss = self._epoch_loss_sum = total_loss + loss.detach()
-                self._pending_step_losses.append((global_step, loss.detach()))
+                with self._autocast():
+                    logits = self.model(X)
+                    loss = self.loss_fn(logits, y)
+                total_loss = self._epoch_loss_sum = total_loss + loss.detach().astype("float32")
+                self._pending_step_losses.append((global_step, loss.detach().astype("float32")))
                 if len(self._pending_step_losses) >= _FLUSH_EVERY:
                     self._flush_step_losses()
                 if log_steps and global_step % log_steps == 0:
                     logger.info(f"[Train] epoch: {epoch}/{num_epochs}, step: {global_step}/{num_training_steps}, "
                                 f"loss: {loss.item():.5f}")
-                loss.backward()
+                (scaler.scale(loss) if scaler else loss).backward()
                 if custom_print_log:
                     custom_print_log(self)
-                self.optimizer.step()
+                if scaler:
+                    scaler.step(self.optimizer)
+                    scaler.update()
+                else:
+                    self.optimizer.step()
                 self.optimizer.clear_grad()
                 if eval_steps > 0 and global_step > 0 and (
                         global_step % eval_steps == 0 or global_step == num_training_steps - 1):
@@ -190,8 +204,11 @@ class RunnerV3:
         self.metric.reset()
         total_loss = paddle.zeros([])
         for X, y in dev_loader:
-            logits = self.model(X)
-            total_loss = total_loss + self.loss_fn(logits, y)
+            with self._autocast():
+                logits = self.model(X)
+                batch_loss = self.loss_fn(logits, y)
+            total_loss = total_loss + batch_loss.astype("float32")
+            logits = logits.astype("float32")
             self.metric.update(logits, y)
         if world_size() > 1:  # each process evaluated its own batches: add them up
             total_loss = all_reduce_sum(total_loss)
@@ -207,6 +224,9 @@ class RunnerV3:
             self.dev_losses.append((global_step, dev_loss))
             self.dev_scores.append(dev_score)
         return dev_score, dev_loss
+
+    def _autocast(self):
+        return paddle.amp.auto_cast(enable=bool(self.amp_level), level=self.amp_level or "O1", dtype=self.amp_dtype)
 
     @paddle.no_grad()
     def predict(self, x, **kwargs):

@@ -1,0 +1,251 @@
+"""Measured speed, side by side: the engines against a bare loop, the data path, CPU threads, data parallel.
+
+`tools/benchmark.py` runs it and prints a table (and writes it as JSON). Everything is measured in the one
+run on the machine at hand; nothing here is asserted by the test suite.
+"""
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from .engine.runner import RunnerV3
+from .metrics import Accuracy
+from .models import MODELS
+from .utils.logger import logger
+
+MODEL_INPUTS = {"LeNet": [1, 28, 28], "MyNet": [3, 32, 32], "Model_ResNet18": [3, 32, 32], "resnet18": [3, 32, 32]}
+
+
+class _ArrayDataset(paddle.io.Dataset):
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+    def __len__(self):
+        return len(self.images)
+
+
+def _data(shape, batches, batch_size, seed=0):
+    rng = np.random.RandomState(seed)
+    images = rng.randn(batches * batch_size, *shape).astype(np.float32)
+    labels = rng.randint(0, 10, size=batches * batch_size).astype(np.int64)
+    return _ArrayDataset(images, labels)
+
+
+def _model(name):
+    paddle.seed(0)
+    return MODELS[name](num_classes=10)
+
+
+def _bare_loop(model, optimizer, loader):
+    for images, labels in loader:
+        loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+    loss.item()  # wait for the device before the clock stops
+
+
+def _runner(model, optimizer, loader):
+    RunnerV3(model, optimizer, F.cross_entropy, Accuracy()).train(loader, num_epochs=1, log_steps=0)
+
+
+def _hapi(model, optimizer, loader):
+    hapi = paddle.Model(model)
+    hapi.prepare(optimizer, paddle.nn.CrossEntropyLoss())
+    hapi.fit(loader, epochs=1, verbose=0, save_dir=None)
+
+
+ENGINES = {"bare loop": _bare_loop, "RunnerV3": _runner, "hapi fit": _hapi}
+
+
+def images_per_second(name, engine, steps, batch_size, warmup=2, repeats=3):
+    """Training throughput of model `name` on engine `engine` over `steps` batches, after `warmup` batches;
+    the best of `repeats` timings, so that a moment of load on the machine does not count against an engine."""
+    dataset = _data(MODEL_INPUTS[name], warmup + steps, batch_size)
+    model = _model(name)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
+    warm = paddle.io.Subset(dataset, list(range(warmup * batch_size)))
+    timed = paddle.io.Subset(dataset, list(range(warmup * batch_size, len(dataset))))
+    ENGINES[engine](model, optimizer, paddle.io.DataLoader(warm, batch_size=batch_size))
+    loader = paddle.io.DataLoader(timed, batch_size=batch_size)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ENGINES[engine](model, optimizer, loader)
+        best = max(best, steps * batch_size / (time.perf_counter() - start))
+    return best
+
+
+def _peak_rss_child(code):
+    """Run `code` in a fresh Python and return (peak RSS over `import paddle` in MB, seconds, its output)."""
+    script = ("import os, resource, time, paddle\n"
+              "base = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1024\n"
+              "start = time.perf_counter()\n" + code +
+              "\nprint((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, time.perf_counter() - start)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    peak, seconds = out.split()[-2:]
+    return float(peak), float(seconds)
+
+
+def loader_table(images_per_batch=10000):
+    """Building the 40,000-image training split: ours against the course's method (same files)."""
+    from .data.synthetic import write_cifar10
+
+    folder = write_cifar10(tempfile.mkdtemp(prefix="cifar-bench-"), images_per_batch)
+    course = (
+        "import pickle, numpy as np, os\n"
+        "from paddle.vision.transforms import Normalize\n"
+        "def load(batch_id):\n"
+        f"    with open(os.path.join({folder!r}, 'data_batch_%d' % batch_id), 'rb') as f:\n"
+        "        batch = pickle.load(f, encoding='latin1')\n"  # the course's own loader, on files written here
+        "    return np.array(batch['data'].reshape((len(batch['data']), 3, 32, 32)) / 255., dtype='float32'), np.array(batch['labels'])\n"
+        "imgs, labels = load(1)\n"
+        "for i in range(2, 5):\n"
+        "    b, l = load(i); imgs, labels = np.concatenate([imgs, b]), np.concatenate([labels, l])\n"
+        "t = Normalize(mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010], data_format='CHW')\n"
+        "x = [t(imgs[i]) for i in range(len(imgs))]\n"
+    )
+    ours = (
+        "from paddle_cls import CIFAR10Dataset\n"
+        f"d = CIFAR10Dataset({folder!r}, 'train')\n"
+        "x = [d[i][0] for i in range(len(d))]\n"
+    )
+    rows = []
+    for label, code in (("course", course), ("paddle_cls", ours)):
+        peak, seconds = _peak_rss_child(code)
+        rows.append({"method": label, "peak_mb": round(peak), "images_per_s": round(4 * images_per_batch / seconds)})
+    return rows
+
+
+def _launch_workers(count, steps, batch_size):
+    """Model_ResNet18 data parallel on CPU: `count` processes under Paddle's launcher; total images/s."""
+    log_dir = tempfile.mkdtemp(prefix="bench-dp-")
+    script = os.path.join(log_dir, "worker.py")  # the launcher runs a script file, not a module
+    with open(script, "w", encoding="utf-8") as file:
+        file.write(f"from paddle_cls.benchmark import _worker\n_worker({steps}, {batch_size})\n")
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(count), "--log_dir", log_dir,
+               script]
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    rates = []
+    for name in os.listdir(log_dir):
+        if name.startswith("workerlog"):
+            rates += [float(line.split()[-1]) for line in open(os.path.join(log_dir, name)) if line.startswith("RATE ")]
+    return sum(rates)
+
+
+def _worker(steps, batch_size):
+    from .engine.components import default_cpu_threads
+
+    paddle.distributed.init_parallel_env()
+    paddle.base.core.set_num_threads(default_cpu_threads())
+    model = paddle.DataParallel(_model("Model_ResNet18"))
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
+    dataset = _data(MODEL_INPUTS["Model_ResNet18"], steps + 2, batch_size, seed=paddle.distributed.get_rank())
+    batches = list(paddle.io.DataLoader(dataset, batch_size=batch_size))
+    _bare_loop(model, optimizer, batches[:2])
+    start = time.perf_counter()
+    _bare_loop(model, optimizer, batches[2:])
+    print("RATE", steps * batch_size / (time.perf_counter() - start), flush=True)
+
+
+def memory_growth(epochs=5, steps=20, batch_size=32):
+    """RSS (MB) after each epoch of RunnerV3 training MyNet: the trainer must not grow per step."""
+    model = _model("MyNet")
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
+    loader = paddle.io.DataLoader(_data(MODEL_INPUTS["MyNet"], steps, batch_size), batch_size=batch_size)
+    runner = RunnerV3(model, optimizer, F.cross_entropy, Accuracy())
+    sizes = []
+    for _ in range(epochs):
+        runner.train(loader, num_epochs=1, log_steps=0)
+        sizes.append(int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    return [round(size, 1) for size in sizes]
+
+
+def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch_size=32, quick=False):
+    """Measure everything and return the results as a dict (see `format_table`)."""
+    from .engine.components import default_cpu_threads
+
+    on_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    paddle.set_device("gpu:0" if on_gpu else "cpu")
+    threads = default_cpu_threads()
+    if not on_gpu:
+        paddle.base.core.set_num_threads(threads)
+    results = {"machine": {"python": platform.python_version(), "paddle": paddle.__version__,
+                           "device": "gpu:0" if on_gpu else f"cpu, {threads} threads", "cores": os.cpu_count()},
+               "engines": []}
+    for name in models:
+        row = {"model": name}
+        for engine in ENGINES:
+            row[engine] = round(images_per_second(name, engine, steps, batch_size), 1)
+        for engine in ("RunnerV3", "hapi fit"):
+            row[f"{engine} / bare"] = round(row[engine] / row["bare loop"], 3)
+        results["engines"].append(row)
+    if quick:
+        return results
+    results["loader"] = loader_table()
+    results["memory_mb_after_each_epoch"] = memory_growth()
+    if not on_gpu:
+        paddle.base.core.set_num_threads(1)
+        one = images_per_second("Model_ResNet18", "bare loop", steps, batch_size, repeats=1)
+        paddle.base.core.set_num_threads(threads)
+        default = images_per_second("Model_ResNet18", "bare loop", steps, batch_size, repeats=1)
+        parallel = _launch_workers(2, steps, batch_size)
+        results["cpu_scaling"] = {"1 thread": round(one, 1), f"default ({threads} threads)": round(default, 1),
+                                  "2 data-parallel processes": round(parallel, 1),
+                                  "default / 1 thread": round(default / one, 2),
+                                  "2 processes / 1 thread": round(parallel / one, 2)}
+    return results
+
+
+def format_table(results):
+    """The results as plain-text tables."""
+    lines = [f"paddle {results['machine']['paddle']} on {results['machine']['device']}", "",
+             "training images/s"]
+    header = ["model", *ENGINES, "RunnerV3 / bare", "hapi fit / bare"]
+    lines.append(" | ".join(f"{h:>16}" for h in header))
+    for row in results["engines"]:
+        lines.append(" | ".join(f"{row[h]:>16}" for h in header))
+    if "loader" in results:
+        lines += ["", "building the 40,000-image CIFAR-10 train split and reading every sample once"]
+        lines += [f"{row['method']:>12}: peak {row['peak_mb']} MB over import paddle, {row['images_per_s']} images/s"
+                  for row in results["loader"]]
+        lines += ["", f"RSS after each of 5 epochs (MB): {results['memory_mb_after_each_epoch']}"]
+    if "cpu_scaling" in results:
+        lines += ["", "Model_ResNet18 on CPU, images/s"]
+        lines += [f"{key:>28}: {value}" for key, value in results["cpu_scaling"].items()]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """`tools/benchmark.py [--quick] [--steps N] [--batch-size B] [--json PATH]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Measure training and data-loading speed; print a table.")
+    parser.add_argument("--steps", type=int, default=20, help="timed batches per measurement")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--models", nargs="+", default=list(MODEL_INPUTS), choices=list(MODEL_INPUTS))
+    parser.add_argument("--quick", action="store_true", help="engines only (no loader, memory or scaling runs)")
+    parser.add_argument("--json", default="benchmark.json", help="where to write the results")
+    args = parser.parse_args(argv)
+    logger.setLevel(logging.WARNING)  # RunnerV3's own lines would drown the table
+    results = run(args.models, args.steps, args.batch_size, args.quick)
+    print(format_table(results))
+    with open(args.json, "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=2)
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

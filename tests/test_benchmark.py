@@ -1,0 +1,18 @@
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_benchmark_prints_a_table_and_writes_json(tmp_path):
+    path = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "tools/benchmark.py", "--quick", "--models", "LeNet", "--steps", "2",
+                             "--batch-size", "8", "--json", str(path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "training images/s" in result.stdout and "RunnerV3 / bare" in result.stdout
+    row = json.load(open(path))["engines"][0]
+    assert row["model"] == "LeNet" and all(row[engine] > 0 for engine in ("bare loop", "RunnerV3", "hapi fit"))
+    assert row["RunnerV3 / bare"] == round(row["RunnerV3"] / row["bare loop"], 3)
