@@ -2,6 +2,10 @@
 
 >>> from paddle_cls import CIFAR10Dataset, Model_ResNet18, RunnerV3, Accuracy
 """
+# Paddle 2.6 with NumPy 2 crashes (SIGSEGV) when numpy.random is first imported after paddle, which
+# paddle.jit.to_static and paddle.jit.save do; importing it before paddle avoids that.
+import numpy.random  # noqa: F401  (isort: skip)
+
 from .data import MNIST, CIFAR10Dataset, Cifar10, id2label, load_cifar10_batch
 from .engine import RunnerV3
 from .metrics import Accuracy

@@ -73,6 +73,8 @@ def predict_main(argv=None):
     parser.add_argument("images", nargs="*", help="image files")
     parser.add_argument("--index", type=int, action="append", default=[], help="a test-split sample; repeatable")
     parser.add_argument("--topk", type=int, default=3, help="how many labels to show for each image")
+    parser.add_argument("--inference", action="store_true",
+                        help="run the model exported by tools/export.py through paddle.inference")
     args = parser.parse_args(argv)
     if not args.images and not args.index:
         parser.error("give image files and/or --index N")
@@ -80,9 +82,22 @@ def predict_main(argv=None):
     def body(config, args):
         from .engine import predict
 
-        _, failures = predict(config, args.images, args.index, args.topk)
+        _, failures = predict(config, args.images, args.index, args.topk, exported=args.inference)
         for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
         return 2 if failures else 0
+
+    return _run(body, args)
+
+
+def export_main(argv=None):
+    """`tools/export.py`: write a Paddle inference model of the trained weights, with its preprocessing."""
+    args = _parser("Export the trained model (Global.checkpoint or the best model) for paddle.inference.").parse_args(argv)
+
+    def body(config, args):
+        from .engine.export import export
+
+        export(config)
+        return 0
 
     return _run(body, args)

@@ -70,3 +70,39 @@ def test_summary_and_print_config(capsys):
 def test_predict_without_a_model_is_a_clear_error(tmp_path, capsys):
     assert predict_main(["-c", "configs/mynet_cifar10.yml", "-o", f"Global.output_dir={tmp_path}", "x.png"]) == 2
     assert "error: no model file at" in capsys.readouterr().err
+
+
+def test_export_runs_through_paddle_inference_with_the_same_logits(trained, data_dir):
+    from paddle_cls.engine.export import InferenceModel, export
+    from paddle_cls.engine.inference import load_trained_model
+    import paddle
+
+    output_dir, args = trained
+    config = load_config("configs/mynet_cifar10.yml", [args[i + 1] for i in range(0, len(args), 2)])
+    folder = export(config)
+    preprocess = json.load(open(os.path.join(folder, "preprocess.json")))
+    assert preprocess["input_shape"] == [3, 32, 32] and preprocess["label_names"][0] == "airplane"
+    assert preprocess["steps"] == [{"name": "ToTensor"}]
+    images = np.random.RandomState(0).rand(5, 3, 32, 32).astype(np.float32)
+    dynamic = load_trained_model(config)(paddle.to_tensor(images)).numpy()
+    np.testing.assert_allclose(InferenceModel(folder)(images), dynamic, rtol=1e-5, atol=1e-5)
+
+
+def test_predict_with_the_exported_model_agrees(trained, capsys):
+    from paddle_cls.cli import export_main
+
+    output_dir, args = trained
+    assert export_main(["-c", "configs/mynet_cifar10.yml", *args]) == 0
+    assert predict_main(["-c", "configs/mynet_cifar10.yml", *args, "--index", "0", "--index", "1"]) == 0
+    dynamic = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test[")]
+    assert predict_main(["-c", "configs/mynet_cifar10.yml", *args, "--index", "0", "--index", "1", "--inference"]) == 0
+    exported = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test[")]
+    assert [line.split(": ")[1].split()[0] for line in exported] == [line.split(": ")[1].split()[0] for line in dynamic]
+
+
+def test_export_refuses_without_trained_weights(tmp_path, capsys):
+    from paddle_cls.cli import export_main
+
+    assert export_main(["-c", "configs/mynet_cifar10.yml", "-o", f"Global.output_dir={tmp_path}"]) == 2
+    assert "error: no model file at" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "inference")

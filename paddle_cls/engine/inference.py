@@ -14,6 +14,7 @@ from ..utils.logger import logger
 from ..utils.plot import plot_confusion_matrix, plot_predictions
 from .components import build_dataset, build_loader, build_model, set_device
 from .experiment import BEST_MODEL, test_model
+from .export import EXPORT_DIR, InferenceModel
 
 
 def load_trained_model(config):
@@ -75,19 +76,27 @@ def _top_k(logits, names, k):
     return [(names[i] if i < len(names) else str(i), float(probabilities[i])) for i in order]
 
 
-def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png"):
+def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png", exported=False):
     """Classify image files (any size and mode, converted to the model's input) and test-split samples.
 
     Prints the top-k labels with their probabilities for each, and saves a figure of the pictures with their
     true (where known) and predicted labels into `Global.output_dir`. A file that cannot be read is reported
     and skipped; the others are still classified.
 
+    With `exported`, the model exported by `tools/export.py` runs through `paddle.inference` instead of the
+    dynamic model.
+
     Returns:
         `(results, failures)`: a list of `(source, true label or None, [(label, probability), ...])` and a
         list of error messages.
     """
-    model = load_trained_model(config)
     settings = config["Global"]
+    if exported:
+        set_device(settings["device"], settings["num_threads"])
+        model = InferenceModel(os.path.join(settings["output_dir"], EXPORT_DIR))
+    else:
+        network = load_trained_model(config)
+        model = lambda batch: network(paddle.to_tensor(batch)).numpy()  # noqa: E731
     results, failures, pictures = [], [], []
     test_set = build_dataset(config, "Test") if indices else None
     names = config_label_names(config)
@@ -110,7 +119,7 @@ def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png"
         inputs.append((f"test[{index}]", int(np.asarray(label).reshape(-1)[0]), sample, raw_image(test_set, index)))
     with paddle.no_grad():
         for source, label, sample, picture in inputs:
-            logits = model(paddle.to_tensor(sample[None].astype(np.float32))).numpy()[0]
+            logits = model(sample[None].astype(np.float32))[0]
             ranked = _top_k(logits, names, topk)
             truth = names[label] if label is not None else None
             results.append((source, truth, ranked))
