@@ -13,6 +13,6 @@ setup(
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
         "gpu": ["paddlepaddle-gpu>=2.6"],
-        "test": ["pytest"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
     },
 )
