@@ -88,11 +88,16 @@ def images_per_second(name, engine, steps, batch_size, warmup=2, repeats=3):
 
 
 def _peak_rss_child(code):
-    """Run `code` in a fresh Python and return (peak RSS over `import paddle` in MB, seconds, its output)."""
-    script = ("import os, resource, time, paddle\n"
-              "base = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1024\n"
+    """Run `code` in a fresh Python and return (its peak RSS over the RSS after `import paddle` in MB, seconds).
+
+    The peak is VmHWM, this process's own high-water mark: ru_maxrss would carry the parent's over fork+exec.
+    """
+    script = ("import os, time, paddle\n"
+              "def rss(field):\n"
+              "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(field))\n"
+              "base = rss('VmRSS:')\n"
               "start = time.perf_counter()\n" + code +
-              "\nprint((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, time.perf_counter() - start)\n")
+              "\nprint((rss('VmHWM:') - base) / 1024, time.perf_counter() - start)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     peak, seconds = out.split()[-2:]
     return float(peak), float(seconds)

@@ -17,6 +17,7 @@ CONFIGS = ["resnet18", "model_resnet18", "resnet18_hapi", "mynet_cifar10", "lene
 def _quick(config_name, engine, data_dir, output_dir):
     overrides = [f"Global.engine={engine}", f"Global.data_dir={data_dir}", "Global.download=false",
                  f"Global.output_dir={output_dir}", "Global.epochs=2", "Global.log_steps=2", "Global.device=cpu",
+                 "Global.deterministic=true",
                  "DataLoader.Train.subset=[0, 24]", "DataLoader.Train.batch_size=8",
                  "DataLoader.Eval.subset=[24, 40]", "DataLoader.Eval.batch_size=8",
                  "DataLoader.Test.subset=[0, 16]", "DataLoader.Test.batch_size=8"]

@@ -183,3 +183,11 @@ def test_repacked_archive_is_read_with_a_notice(cifar_archive, tmp_path, capsys)
     dataset = CIFAR10Dataset(shutil.copy(cifar_archive, tmp_path), "dev")
     assert len(dataset) == N
     assert "is not the official cifar-10-python.tar.gz" in capsys.readouterr().out
+
+
+def test_empty_batch_is_reported(tmp_path):
+    folder = write_cifar10(str(tmp_path), 4)
+    open(os.path.join(folder, "data_batch_5"), "wb").write(
+        py2_pickle_bytes({"data": np.zeros((0, 3072), np.uint8), "labels": []}))
+    with pytest.raises(DataError, match="data_batch_5 holds no images"):
+        CIFAR10Dataset(folder, "dev")

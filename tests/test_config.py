@@ -74,3 +74,35 @@ def test_gpu_on_a_cpu_only_paddle_is_a_clear_error():
     assert resolve_device("auto") == "cpu"
     with pytest.raises(ConfigError, match="needs a CUDA build of Paddle.*Global.device: cpu"):
         resolve_device("gpu")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("Optimizer.name=Adamm", r"Optimizer.name: unknown name 'Adamm' .*did you mean Adam"),
+    ("Loss.name=CrossEntropy", r"Loss.name: unknown name 'CrossEntropy' .*CrossEntropyLoss"),
+    ("DataLoader.Train.dataset.name=Cifar", r"DataLoader.Train.dataset.name: unknown name 'Cifar' .*Cifar10"),
+    ("Global.engine=keras", r"Global.engine: unknown engine 'keras' \(valid: runner, hapi\)"),
+    ("Optimizer.momentum=0.9", r"unknown key Optimizer.momentum"),  # Adam has no momentum
+])
+def test_unknown_names_fail_before_any_data_is_read(override, message, tmp_path):
+    from paddle_cls.engine import train
+
+    config = load_config(f"{CONFIGS}/mynet_cifar10.yml", [override, f"Global.output_dir={tmp_path}",
+                                                          f"Global.data_dir={tmp_path}/no-data", "Global.download=false"])
+    with pytest.raises(ConfigError, match=message):
+        train(config)
+
+
+def test_deterministic_sets_paddles_flags(tmp_path):
+    import paddle
+
+    from paddle_cls.engine.components import seed_everything
+
+    from paddle_cls.engine.components import DETERMINISTIC_FLAGS
+
+    flags = seed_everything(1, deterministic=True)  # on any build: sets what exists, never fails
+    for flag in DETERMINISTIC_FLAGS:
+        if flag in flags:
+            assert paddle.get_flags([flag])[flag]
+        else:
+            with pytest.raises(ValueError):
+                paddle.set_flags({flag: True})

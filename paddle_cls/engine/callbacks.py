@@ -3,6 +3,7 @@
 The runner's callbacks take the runner as their first argument (see `RunnerV3.train`); `HapiEpochRecorder`
 is a `paddle.callbacks.Callback` for `paddle.Model.fit`. Both engines fill the same `EpochHistory`.
 """
+import os
 import sys
 import time
 
@@ -217,3 +218,22 @@ class HapiVisualDL(paddle.callbacks.VisualDL):
         super().on_train_batch_end(step, logs)
         if hasattr(self, "writer"):
             self.writer.add_scalar(tag="train/lr", step=self.train_step, value=self.model._optimizer.get_lr())
+
+
+class AtomicModelCheckpoint(paddle.callbacks.ModelCheckpoint):
+    """hapi's own per-epoch snapshots (`{epoch}` and `final`, .pdparams and .pdopt, as `paddle.Model.save`
+    writes them), with each file written atomically. Passed to `fit`, it replaces the default one."""
+
+    def _write(self, name):
+        path = os.path.join(self.save_dir, name)
+        logger.info(f"save checkpoint at {os.path.abspath(path)}")
+        save_atomic(self.model.network.state_dict(), path + ".pdparams")
+        save_atomic(self.model._optimizer.state_dict(), path + ".pdopt")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._is_save() and self.epoch % self.save_freq == 0:
+            self._write(str(epoch))
+
+    def on_train_end(self, logs=None):
+        if self._is_save():
+            self._write("final")

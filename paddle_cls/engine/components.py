@@ -65,19 +65,33 @@ def set_device(name, num_threads=None):
     return device
 
 
+DETERMINISTIC_FLAGS = ("FLAGS_cudnn_deterministic", "FLAGS_embedding_deterministic", "FLAGS_cpu_deterministic")
+
+
 def seed_everything(seed, deterministic=False):
     """Seed Python, NumPy and Paddle (`Global.seed`; None leaves them unseeded).
 
-    With `deterministic` (`Global.deterministic`), also ask Paddle for deterministic kernels (cuDNN and
-    embedding flags); loader workers are seeded from the seed and their id either way (see `build_loader`).
+    With `deterministic` (`Global.deterministic`), also set those of Paddle's deterministic-kernel flags that
+    this build has (the cuDNN and embedding ones exist in GPU builds only); loader workers are seeded from the
+    seed and their id either way (see `build_loader`).
+
+    Returns:
+        The flags set.
     """
+    flags = []
+    for flag in DETERMINISTIC_FLAGS if deterministic else ():
+        try:
+            paddle.set_flags({flag: True})
+            flags.append(flag)
+        except ValueError:  # not a flag of this build
+            continue
     if deterministic:
-        paddle.set_flags({"FLAGS_cudnn_deterministic": True, "FLAGS_embedding_deterministic": 1})
-    if seed is None:
-        return
-    random.seed(seed)
-    np.random.seed(seed)
-    paddle.seed(seed)
+        logger.info(f"Global.deterministic: set {', '.join(flags) or 'no flags (none in this build)'}")
+    if seed is not None:
+        random.seed(seed)
+        np.random.seed(seed)
+        paddle.seed(seed)
+    return flags
 
 
 def build_model(config):

@@ -1,7 +1,7 @@
 """The high-level engine: `paddle.Model(net).prepare(optimizer, loss, metrics).fit(...)`.
 
 Progress bar, per-epoch snapshots (`<output_dir>/hapi/{epoch}.pdparams`, `final`) and VisualDL records are
-Paddle's own callbacks (the VisualDL one also records the learning rate here). The learning-rate schedule is
+Paddle's own callbacks (the snapshots written atomically here, and the learning rate recorded too). The learning-rate schedule is
 stepped by an explicit `paddle.callbacks.LRScheduler`, so hapi never adds its default one (which steps every
 batch, whatever the schedule was written for). Resumable checkpoints are written after each epoch's
 evaluation; the training loader is built here with hapi's own `DistributedBatchSampler`, whose shuffle is
@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..metrics import score_name
 from ..utils.distributed import is_main_process
 from ..utils.logger import console_into_log_files, logger
-from .callbacks import HapiEpochRecorder, HapiVisualDL
+from .callbacks import AtomicModelCheckpoint, HapiEpochRecorder, HapiVisualDL
 from .checkpointing import (TrainingInterrupted, find_checkpoint, load_checkpoint, random_states, save_checkpoint,
                             stopped_by_nan)
 from .components import amp_level, build_dataset, loader_settings
@@ -91,6 +91,7 @@ def train_hapi(config, parts, history, paths, stop):
         recorder,
         paddle.callbacks.LRScheduler(by_step=not parts.optim.by_epoch, by_epoch=parts.optim.by_epoch),
         checkpointer,
+        AtomicModelCheckpoint(save_freq=1, save_dir=save_dir),
     ]
     if is_main_process():
         callbacks.append(HapiVisualDL(log_dir=paths["visualdl"]))
