@@ -96,6 +96,8 @@ _LOADER_CHECKS = {
     "shuffle": (lambda v: isinstance(v, bool), "true or false"),
     "drop_last": (lambda v: isinstance(v, bool), "true or false"),
     "num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "batched": (lambda v: isinstance(v, bool), "true or false"),
+    "on_device": (lambda v: isinstance(v, bool), "true or false"),
     "subset": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v) and v[0] < v[1],
                "[start, stop] with 0 <= start < stop"),
 }

@@ -10,6 +10,7 @@ import paddle
 
 from ..build import build
 from ..data import DATASETS, build_transforms
+from ..data.batched import CIFAR10BatchLoader
 from ..errors import ConfigError
 from ..losses import LOSSES
 from ..metrics import METRICS
@@ -197,6 +198,9 @@ def build_loader(config, split, evaluation=None):
             np.random.seed(seed + worker_id)
 
     dataset, settings = build_dataset(config, split), loader_settings(config, split)
+    section = config["DataLoader"][split]
+    if section.get("batched") or section.get("on_device"):
+        return _batch_loader(dataset, settings, section, split)
     if world_size() == 1:
         return paddle.io.DataLoader(dataset, worker_init_fn=worker_init, **settings)
     if evaluation if evaluation is not None else split != "Train":
@@ -206,6 +210,18 @@ def build_loader(config, split, evaluation=None):
                                                     drop_last=settings["drop_last"])
     return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=settings["num_workers"],
                                 worker_init_fn=worker_init)
+
+
+def _batch_loader(dataset, settings, section, split):
+    where = f"DataLoader.{split}"
+    if section["dataset"]["name"] != "CIFAR10Dataset":
+        raise ConfigError(f"{where}.batched/on_device: whole-batch loading is for CIFAR10Dataset only, "
+                          f"not {section['dataset']['name']}")
+    if world_size() > 1:
+        raise ConfigError(f"{where}.batched/on_device: whole-batch loading is single-process; drop it under "
+                          "paddle.distributed.launch")
+    return CIFAR10BatchLoader(dataset, settings["batch_size"], shuffle=settings["shuffle"],
+                              drop_last=settings["drop_last"], on_device=section.get("on_device", False))
 
 
 @dataclass
