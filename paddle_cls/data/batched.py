@@ -31,8 +31,11 @@ class CIFAR10BatchLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.on_device = on_device
-        indices = np.array([to_base(i) for i in range(len(dataset))], dtype=np.int64)
-        self._images, self._labels = base.imgs[indices], base.labels[indices]
+        if base is dataset:  # the whole split: no copy
+            self._images, self._labels = base.imgs, base.labels
+        else:
+            indices = np.array([to_base(i) for i in range(len(dataset))], dtype=np.int64)
+            self._images, self._labels = base.imgs[indices], base.labels[indices]
         if on_device:
             self._images = paddle.to_tensor(self._images)
             self._labels = paddle.to_tensor(self._labels)

@@ -200,7 +200,9 @@ def build_loader(config, split, evaluation=None):
     dataset, settings = build_dataset(config, split), loader_settings(config, split)
     section = config["DataLoader"][split]
     if section.get("batched") or section.get("on_device"):
-        return _batch_loader(dataset, settings, section, split)
+        if world_size() == 1:
+            return _batch_loader(dataset, settings, section, split)
+        logger.info(f"DataLoader.{split}: whole-batch loading is single-process; using paddle.io.DataLoader")
     if world_size() == 1:
         return paddle.io.DataLoader(dataset, worker_init_fn=worker_init, **settings)
     if evaluation if evaluation is not None else split != "Train":
@@ -217,9 +219,6 @@ def _batch_loader(dataset, settings, section, split):
     if section["dataset"]["name"] != "CIFAR10Dataset":
         raise ConfigError(f"{where}.batched/on_device: whole-batch loading is for CIFAR10Dataset only, "
                           f"not {section['dataset']['name']}")
-    if world_size() > 1:
-        raise ConfigError(f"{where}.batched/on_device: whole-batch loading is single-process; drop it under "
-                          "paddle.distributed.launch")
     return CIFAR10BatchLoader(dataset, settings["batch_size"], shuffle=settings["shuffle"],
                               drop_last=settings["drop_last"], on_device=section.get("on_device", False))
 
