@@ -77,3 +77,11 @@ def test_two_launchers_as_two_nodes_on_loopback(tmp_path, data_dir):
     prints = _fingerprints(logs)
     assert sorted(rank for rank, _ in prints) == ["0", "1"] and prints[0][1] == prints[1][1]
     assert json.load(open(tmp_path / "out" / "results.json"))["test_samples"] == 64
+
+
+def test_distributed_hapi_run_resumes(tmp_path, data_dir):
+    _, straight_logs, _ = _launch(tmp_path, "straight", "hapi", data_dir, "Global.epochs=3")
+    first, _, _ = _launch(tmp_path, "first", "hapi", data_dir, "Global.epochs=1")
+    assert open(first / "checkpoints" / "latest").read().strip() == "step_00000010"  # after epoch 0
+    _, resumed_logs, _ = _launch(tmp_path, "first", "hapi", data_dir, "Global.epochs=3", "Global.resume=auto")
+    assert _fingerprints(resumed_logs)[0][1] == _fingerprints(straight_logs)[0][1]
