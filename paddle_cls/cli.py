@@ -4,7 +4,12 @@ import argparse
 import sys
 
 from .config import dump_config, load_config
+from .engine import evaluate, predict, train
+from .engine.checkpointing import TrainingInterrupted
+from .engine.components import build_model
+from .engine.export import export
 from .errors import PaddleClsError
+from .models import print_summary
 
 
 def _parser(description):
@@ -16,8 +21,6 @@ def _parser(description):
 
 
 def _run(body, args):
-    from .engine.checkpointing import TrainingInterrupted
-
     try:
         return body(load_config(args.config, args.override), args) or 0
     except TrainingInterrupted as exc:
@@ -41,14 +44,20 @@ def train_main(argv=None):
             print(dump_config(config), end="")
             return 0
         if args.summary:
-            from .engine.components import build_model
-            from .models import print_summary
-
             print_summary(build_model(config), [1] + config["Global"]["image_shape"])
             return 0
-        from .engine import train
-
         train(config)
+        return 0
+
+    return _run(body, args)
+
+
+def _config_only(description, command, argv):
+    # A tool whose only arguments are -c and -o: run `command(config)`.
+    args = _parser(description).parse_args(argv)
+
+    def body(config, args):
+        command(config)
         return 0
 
     return _run(body, args)
@@ -56,15 +65,13 @@ def train_main(argv=None):
 
 def eval_main(argv=None):
     """`tools/eval.py`: the test accuracy and loss of a saved model, per class, with a confusion matrix."""
-    args = _parser("Evaluate a saved model on the test split.").parse_args(argv)
+    return _config_only("Evaluate a saved model on the test split.", evaluate, argv)
 
-    def body(config, args):
-        from .engine import evaluate
 
-        evaluate(config)
-        return 0
-
-    return _run(body, args)
+def export_main(argv=None):
+    """`tools/export.py`: write a Paddle inference model of the trained weights, with its preprocessing."""
+    return _config_only("Export the trained model (Global.checkpoint or the best model) for paddle.inference.",
+                        export, argv)
 
 
 def predict_main(argv=None):
@@ -80,8 +87,6 @@ def predict_main(argv=None):
         parser.error("give image files and/or --index N")
 
     def body(config, args):
-        from .engine import predict
-
         _, failures = predict(config, args.images, args.index, args.topk, exported=args.inference)
         for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
@@ -89,15 +94,3 @@ def predict_main(argv=None):
 
     return _run(body, args)
 
-
-def export_main(argv=None):
-    """`tools/export.py`: write a Paddle inference model of the trained weights, with its preprocessing."""
-    args = _parser("Export the trained model (Global.checkpoint or the best model) for paddle.inference.").parse_args(argv)
-
-    def body(config, args):
-        from .engine.export import export
-
-        export(config)
-        return 0
-
-    return _run(body, args)
