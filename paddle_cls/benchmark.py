@@ -16,6 +16,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from .engine.components import default_cpu_threads
 from .engine.runner import RunnerV3
 from .metrics import Accuracy
 from .models import MODELS
@@ -166,8 +167,6 @@ def _launch_workers(count, steps, batch_size):
 
 
 def _worker(steps, batch_size):
-    from .engine.components import default_cpu_threads
-
     paddle.distributed.init_parallel_env()
     paddle.base.core.set_num_threads(default_cpu_threads())
     model = paddle.DataParallel(_model("Model_ResNet18"))
@@ -195,8 +194,6 @@ def memory_growth(epochs=5, steps=20, batch_size=32):
 
 def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch_size=32, quick=False):
     """Measure everything and return the results as a dict (see `format_table`)."""
-    from .engine.components import default_cpu_threads
-
     on_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     paddle.set_device("gpu:0" if on_gpu else "cpu")
     threads = default_cpu_threads()

@@ -40,3 +40,15 @@ def test_batched_loading_is_for_cifar10dataset(data_dir):
     config = load_config("configs/mynet_cifar10.yml", [f"Global.data_dir={data_dir}", "DataLoader.Train.batched=true"])
     with pytest.raises(ConfigError, match="whole-batch loading is for CIFAR10Dataset only"):
         build_loader(config, "Train")
+
+
+def test_sharded_evaluation_batches_cover_the_split_once():
+    from paddle_cls.engine.components import ShardedBatchSampler
+
+    dataset = list(range(64))
+    single = [batch for batch in ShardedBatchSampler(dataset, 12, 0, 1)]
+    shards = [list(ShardedBatchSampler(dataset, 12, rank, 2)) for rank in (0, 1)]
+    assert [len(ShardedBatchSampler(dataset, 12, rank, 2)) for rank in (0, 1)] == [3, 3]
+    assert sorted(shards[0] + shards[1]) == sorted(single)  # the same batches, dealt out
+    assert sorted(i for shard in shards for batch in shard for i in batch) == dataset  # each sample once
+    assert single[-1] == [60, 61, 62, 63]
