@@ -93,7 +93,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(uninterrup
                               *_args(_overrides(data_dir, output_dir, "Global.resume=auto"))],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from" in resumed.stdout and f"at step {killed_at}" in resumed.stdout
+    assert "resuming from" in resumed.stdout and f"at step {killed_at}" in resumed.stdout
     _assert_same_run(output_dir, straight_dir)
     log = open(os.path.join(output_dir, "train.log")).read()
     assert log.count("[Train] Training done!") == 1 and "step: 80/90" in log  # the step counter continued

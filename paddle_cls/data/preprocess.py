@@ -22,12 +22,6 @@ def base_dataset(dataset):
     return dataset, to_base
 
 
-def label_names(dataset, num_classes=10):
-    """The dataset's class names (CIFAR-10's 'airplane' ... 'truck', MNIST's '0' ... '9')."""
-    base, _ = base_dataset(dataset)
-    return tuple(getattr(base, "label_names", None) or (str(i) for i in range(num_classes)))
-
-
 _DATASET_LABELS = {"CIFAR10Dataset": CIFAR10_LABELS, "Cifar10": CIFAR10_LABELS,
                    "MNIST": tuple(str(digit) for digit in range(10))}
 

@@ -183,20 +183,25 @@ class ShardedBatchSampler(paddle.io.BatchSampler):
         return len(range(self.rank, batches, self.world_size))
 
 
+def _worker_seeder(seed):
+    """A loader `worker_init_fn` giving each worker process its own fixed stream for random transforms."""
+    if seed is None:
+        return None
+
+    def seed_worker(worker_id):
+        random.seed(seed + worker_id)
+        np.random.seed(seed + worker_id)
+
+    return seed_worker
+
+
 def build_loader(config, split, evaluation=None):
     """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test).
 
     In a data-parallel run the training split is shared out by Paddle's `DistributedBatchSampler` (shuffled
     per epoch), and evaluation splits (or the training split with `evaluation=True`) by `ShardedBatchSampler`.
     """
-    seed = config["Global"]["seed"]
-    worker_init = None
-    if seed is not None:
-        def worker_init(worker_id):
-            # Each worker process gets its own fixed stream for random transforms.
-            random.seed(seed + worker_id)
-            np.random.seed(seed + worker_id)
-
+    worker_init = _worker_seeder(config["Global"]["seed"])
     dataset, settings = build_dataset(config, split), loader_settings(config, split)
     section = config["DataLoader"][split]
     if section.get("batched") or section.get("on_device"):

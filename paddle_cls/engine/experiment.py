@@ -92,13 +92,16 @@ def train_runner(config, parts, history, paths, stop):
 ENGINES = {"runner": train_runner, "hapi": train_hapi}
 
 
-def test_model(model, config):
+def test_model(model, config, metric=None):
     """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line.
+
+    Args:
+        metric: the metric to use instead of the config's (built from the same `Metric` section).
 
     Returns:
         `(accuracy, loss, number of samples evaluated)`.
     """
-    runner = RunnerV3(model, None, build_loss(config), build_metric(config))
+    runner = RunnerV3(model, None, build_loss(config), metric or build_metric(config))
     score, loss = runner.evaluate(build_loader(config, "Test"))
     logger.info(f"[Test] accuracy/loss: {score:.4f}/{loss:.4f}")
     return score, loss, runner.metric.num_count

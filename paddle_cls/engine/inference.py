@@ -6,13 +6,14 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..data.preprocess import build_preprocess, config_label_names, label_names, load_image, raw_image
+from ..data.preprocess import build_preprocess, config_label_names, load_image, raw_image
 from ..errors import CheckpointError, PaddleClsError
-from ..metrics import confusion_matrix
+from ..build import build
+from ..metrics import Accuracy, confusion_matrix
 from ..utils.checkpoint import load_model_file
 from ..utils.logger import logger
 from ..utils.plot import plot_confusion_matrix, plot_predictions
-from .components import build_dataset, build_loader, build_model, set_device
+from .components import build_dataset, build_model, set_device
 from .experiment import BEST_MODEL, test_model
 from .export import EXPORT_DIR, InferenceModel
 
@@ -32,15 +33,24 @@ def load_trained_model(config):
     return model
 
 
-@paddle.no_grad()
-def predict_loader(model, loader):
-    """Logits and labels of every sample of `loader`, as NumPy arrays."""
-    model.eval()
-    logits, labels = [], []
-    for images, targets in loader:
-        logits.append(model(images).numpy())
-        labels.append(np.asarray(targets).reshape(-1))
-    return np.concatenate(logits), np.concatenate(labels)
+class _RecordingAccuracy(Accuracy):
+    """The configured Accuracy, also keeping each batch's predicted classes and labels (for the confusion matrix)."""
+
+    def reset(self):
+        super().reset()
+        self.predictions, self.targets = [], []
+
+    def update(self, outputs, labels):
+        super().update(outputs, labels)
+        if outputs.shape[1] == 1:
+            predicted = outputs.reshape([-1]) >= (0 if self.is_logist else 0.5)
+        else:
+            predicted = outputs.argmax(axis=1)
+        self.predictions.append(np.asarray(predicted).astype(np.int64).reshape(-1))
+        self.targets.append(np.asarray(labels).astype(np.int64).reshape(-1))
+
+
+METRICS_RECORDING = {"Accuracy": _RecordingAccuracy}
 
 
 def evaluate(config):
@@ -51,11 +61,12 @@ def evaluate(config):
         `(accuracy, loss)`.
     """
     model = load_trained_model(config)
-    score, loss, _ = test_model(model, config)
-    loader = build_loader(config, "Test")
-    logits, labels = predict_loader(model, loader)
-    names = label_names(loader.dataset, logits.shape[1])
-    matrix = confusion_matrix(labels, logits.argmax(axis=1), max(len(names), logits.shape[1]))[:len(names), :len(names)]
+    recorder = build(METRICS_RECORDING, config.get("Metric") or {"name": "Accuracy"}, "Metric")
+    score, loss, _ = test_model(model, config, recorder)  # one pass gives the [Test] line and the matrix
+    names = config_label_names(config)
+    predictions, labels = np.concatenate(recorder.predictions), np.concatenate(recorder.targets)
+    size = max(len(names), int(predictions.max()) + 1, int(labels.max()) + 1)
+    matrix = confusion_matrix(labels, predictions, size)[:len(names), :len(names)]
     per_class = {}
     for index, name in enumerate(names):
         total = int(matrix[index].sum())
