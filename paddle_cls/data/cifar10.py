@@ -93,8 +93,8 @@ def _download_cifar10(where):
     except Exception as exc:  # the downloader raises bare RuntimeErrors and network errors alike
         raise DataError(
             f"CIFAR-10 not found at {where} and the download from {CIFAR10_URL} failed ({exc}). "
-            f"Fetch {ARCHIVE_NAME} (md5 {CIFAR10_MD5}) by hand and put it in {where} or {cifar10_cache_dir()}, "
-            "or point Global.data_dir at it."
+            f"Fetch {ARCHIVE_NAME} (md5 {CIFAR10_MD5}) by hand and put it in "
+            f"{' or '.join(dict.fromkeys([where, cifar10_cache_dir()]))}, or point Global.data_dir at it."
         ) from None
     if md5file(path) != CIFAR10_MD5:
         raise DataError(f"{path}: md5 does not match the official {CIFAR10_MD5}; delete it and download again")
