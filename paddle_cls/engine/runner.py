@@ -21,6 +21,11 @@ class NonFiniteLoss(PaddleClsError):
     """The training loss became NaN or infinite."""
 
 
+def _as_float32(tensor):
+    # Under float16/bfloat16 AMP the loss and logits come out in low precision; otherwise no cast op is added.
+    return tensor if tensor.dtype == paddle.float32 else tensor.astype("float32")
+
+
 def _call(callbacks, hook, *args):
     for callback in callbacks:
         method = getattr(callback, hook, None)
@@ -149,8 +154,9 @@ class RunnerV3:
                 with self._autocast():
                     logits = self.model(X)
                     loss = self.loss_fn(logits, y)
-                total_loss = self._epoch_loss_sum = total_loss + loss.detach().astype("float32")
-                self._pending_step_losses.append((global_step, loss.detach().astype("float32")))
+                step_loss = _as_float32(loss.detach())
+                total_loss = self._epoch_loss_sum = total_loss + step_loss
+                self._pending_step_losses.append((global_step, step_loss))
                 if len(self._pending_step_losses) >= _FLUSH_EVERY:
                     self._flush_step_losses()
                 if log_steps and global_step % log_steps == 0:
@@ -168,7 +174,7 @@ class RunnerV3:
                 if eval_steps > 0 and global_step > 0 and (
                         global_step % eval_steps == 0 or global_step == num_training_steps - 1):
                     self.evaluate_and_keep_best(dev_loader, global_step, save_path)
-                _call(callbacks, "on_train_batch_end", self, global_step, loss.detach())
+                _call(callbacks, "on_train_batch_end", self, global_step, step_loss)
                 global_step += 1
                 self.global_step = global_step
             self._flush_step_losses()
@@ -207,8 +213,8 @@ class RunnerV3:
             with self._autocast():
                 logits = self.model(X)
                 batch_loss = self.loss_fn(logits, y)
-            total_loss = total_loss + batch_loss.astype("float32")
-            logits = logits.astype("float32")
+            total_loss = total_loss + _as_float32(batch_loss)
+            logits = _as_float32(logits)
             self.metric.update(logits, y)
         if world_size() > 1:  # each process evaluated its own batches: add them up
             total_loss = all_reduce_sum(total_loss)
