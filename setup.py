@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["paddle_cls", "paddle_cls.*"]),
     python_requires=">=3.8",
-    install_requires=["numpy", "matplotlib", "pyyaml", "visualdl"],
+    install_requires=["numpy", "matplotlib", "pyyaml", "visualdl", "tqdm"],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
         "gpu": ["paddlepaddle-gpu>=2.6"],

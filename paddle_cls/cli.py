@@ -5,10 +5,9 @@ import sys
 
 from .config import dump_config, load_config
 from .engine import evaluate, predict, train
-from .engine.checkpointing import TrainingInterrupted
 from .engine.components import build_model
 from .engine.export import export
-from .errors import PaddleClsError
+from .errors import PaddleClsError, TrainingInterrupted
 from .models import print_summary
 
 

@@ -19,3 +19,15 @@ class DataError(PaddleClsError, ValueError):
 
 class CheckpointError(PaddleClsError, ValueError):
     """A model file that is missing, corrupt or does not fit the model."""
+
+
+class NonFiniteLoss(PaddleClsError):
+    """Training diverged: the loss, or the weights themselves, became NaN or infinite.
+
+    Raised whatever the CPU's kernels do with NaN (some map it to 0 in `relu`, so the loss can stay finite
+    while the weights are NaN); no checkpoint or best model is written with non-finite weights.
+    """
+
+
+class TrainingInterrupted(PaddleClsError):
+    """Ctrl-C during training: the checkpoint was saved and the run stopped cleanly."""

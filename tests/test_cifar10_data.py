@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 import course_reference as course
-from paddle_cls import CIFAR10Dataset, load_cifar10_batch
+from conftest import photo_patches
+from paddle_cls import Cifar10, CIFAR10Dataset, load_cifar10_batch
 from paddle_cls.data import cifar10, find_cifar10
+from paddle_cls.data.cifar10 import read_cifar10_batches
 from paddle_cls.data.synthetic import py2_pickle_bytes, write_cifar10
 from paddle_cls.errors import DataError
 
@@ -191,3 +193,55 @@ def test_empty_batch_is_reported(tmp_path):
         py2_pickle_bytes({"data": np.zeros((0, 3072), np.uint8), "labels": []}))
     with pytest.raises(DataError, match="data_batch_5 holds no images"):
         CIFAR10Dataset(folder, "dev")
+
+
+UNEVEN = {"data_batch_1": 301, "data_batch_2": 97, "data_batch_3": 355, "data_batch_4": 260, "data_batch_5": 123,
+          "test_batch": 211}
+
+
+@pytest.fixture(scope="module")
+def uneven_copy(tmp_path_factory):
+    """Photographs in the real format with batches of unequal length, extracted and as an archive whose
+    members are not in name order."""
+    root = str(tmp_path_factory.mktemp("uneven"))
+    order = ("data_batch_4", "test_batch", "data_batch_3", "batches.meta", "data_batch_2", "data_batch_5",
+             "data_batch_1")
+    archive = write_cifar10(root, UNEVEN, seed=3, archive=True, make_images=photo_patches, archive_order=order)
+    return os.path.join(root, "cifar-10-batches-py"), archive
+
+
+@pytest.mark.parametrize("form", ["folder", "archive"])
+def test_batches_of_unequal_length_load_as_the_course_loads_them(uneven_copy, form):
+    folder, archive = uneven_copy
+    location = folder if form == "folder" else archive
+    for mode, size in (("train", 301 + 97 + 355 + 260), ("dev", 123), ("test", 211)):
+        ours, ref = CIFAR10Dataset(location, mode), course.CIFAR10Dataset(folder, mode)
+        assert len(ours) == len(ref) == size
+        np.testing.assert_array_equal(ours.labels, ref.labels)
+        for index in range(size):
+            np.testing.assert_array_equal(ours[index][0], ref[index][0])
+    # Paddle's Cifar10 split: all five training batches, in order.
+    images, labels = read_cifar10_batches(folder, [f"data_batch_{i}" for i in range(1, 6)])
+    vision = Cifar10(location, "train", backend="cv2")
+    assert len(vision) == sum(UNEVEN[f"data_batch_{i}"] for i in range(1, 6)) == len(images)
+    for index in (0, 300, 301, 397, 1012, 1013, len(vision) - 1):
+        image, label = vision[index]
+        np.testing.assert_array_equal(image, images[index].transpose(1, 2, 0))
+        assert int(label) == labels[index]
+
+
+def test_uneven_train_split_stays_within_the_memory_of_one_split_and_one_batch(tmp_path):
+    sizes = {"data_batch_1": 700, "data_batch_2": 1300, "data_batch_3": 400, "data_batch_4": 1100,
+             "data_batch_5": 10, "test_batch": 10}
+    order = ("data_batch_4", "data_batch_3", "data_batch_2", "data_batch_1", "data_batch_5", "test_batch",
+             "batches.meta")
+    archive = write_cifar10(str(tmp_path), sizes, archive=True, archive_order=order)
+    peak, dataset = _peak_bytes(lambda: CIFAR10Dataset(archive, "train"))
+    split_bytes = 3500 * 3072
+    assert len(dataset) == 3500
+    # the split itself, the largest batch as unpickled (raw bytes and array) and the in-place reordering buffer
+    assert peak < split_bytes + 4 * 1300 * 3072, (peak, split_bytes)
+    reference = course.CIFAR10Dataset(str(tmp_path / "cifar-10-batches-py"), "train")
+    np.testing.assert_array_equal(dataset.labels, reference.labels)
+    np.testing.assert_array_equal(cifar10.normalize_cifar10(dataset.imgs[::97]),
+                                  np.stack([reference[i][0] for i in range(0, 3500, 97)]))

@@ -25,8 +25,8 @@ def _get(port, path):
 @pytest.mark.parametrize("engine", ["runner", "hapi"])
 def test_visualdl_serves_the_runs_scalars(data_dir, tmp_path, engine):
     overrides = [f"Global.engine={engine}", f"Global.data_dir={data_dir}", f"Global.output_dir={tmp_path}",
-                 "Global.device=cpu", "Global.epochs=2", "Global.log_steps=1", "DataLoader.Train.subset=[0, 48]",
-                 "DataLoader.Train.batch_size=16"]
+                 "Global.device=cpu", "Global.epochs=2", "DataLoader.Train.subset=[0, 160]",
+                 "DataLoader.Train.batch_size=8"]  # 40 steps, with the config's log_steps of 1000
     train(load_config("configs/mynet_cifar10.yml", overrides))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -52,6 +52,12 @@ def test_visualdl_serves_the_runs_scalars(data_dir, tmp_path, engine):
         assert len(points) == 2  # one evaluation per epoch
         history = json.load(open(tmp_path / "history.json"))
         assert [round(p[2], 5) for p in points] == [round(row["dev_accuracy"], 5) for row in history]
+        losses = _get(port, "scalar/list?" + urllib.parse.urlencode({"run": run, "tag": "train/loss"}))
+        assert [p[1] for p in losses] == list(range(40))  # a curve: every step of a short run
+        for epoch, row in enumerate(history):
+            assert sum(p[2] for p in losses[epoch * 20:(epoch + 1) * 20]) / 20 == pytest.approx(row["train_loss"], 1e-5)
+        rates = _get(port, "scalar/list?" + urllib.parse.urlencode({"run": run, "tag": "train/lr"}))
+        assert len(rates) == 40 and all(p[2] == pytest.approx(0.001) for p in rates)
     finally:
         server.terminate()
         server.wait(timeout=30)

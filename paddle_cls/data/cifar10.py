@@ -194,31 +194,56 @@ def read_cifar10_split(location, mode):
 
 
 def read_cifar10_batches(location, names):
-    """Read the batch files `names` as one `(uint8 images [N, 3, 32, 32], int64 labels [N])`.
+    """Read the batch files `names` as one `(uint8 images [N, 3, 32, 32], int64 labels [N])`, in the order of
+    `names`, each batch as long as it is (copies with batches of unequal length load as the course loads them).
 
-    The images stay uint8 (123 MB for the 40,000 training images instead of 490 MB as float32), and each
-    batch is copied into its slot of one preallocated array as soon as it is read, so neither float64
-    temporaries nor concatenation copies are made.
+    The images stay uint8 (123 MB for the 40,000 training images instead of 490 MB as float32). Each batch
+    is copied into one array, grown in place, as soon as it is read, and freed before the next is read, so
+    neither float64 temporaries nor concatenation copies are made. The archive hands its members over in its
+    own order, which need not be that of `names`; the blocks are then put in the order of `names` in place,
+    through a buffer of one batch.
     """
-    images = labels = None
+    images = np.empty((0,) + IMAGE_SHAPE, dtype=np.uint8)
+    arrived, labels = [], {}
+    filled = 0
     for name, batch in _iter_batches(location, names):
         source = f"{location}:{name}"
-        batch_images, batch_labels = _batch_arrays(batch, source)
+        batch_images, labels[name] = _batch_arrays(batch, source)
         del batch  # free each batch before the next is read: peak memory is the split plus one batch
-        if images is None:
-            per_file = len(batch_images)
-            if per_file == 0:
-                raise DataError(f"{source} holds no images: a CIFAR-10 batch cannot be empty")
-            images = np.empty((per_file * len(names),) + IMAGE_SHAPE, dtype=np.uint8)
-            labels = np.empty(per_file * len(names), dtype=np.int64)
-        if len(batch_images) != per_file:
-            raise DataError(f"{source} holds {len(batch_images)} images where the other batches of the split "
-                            f"hold {per_file}: the file is damaged or not from the same CIFAR-10 copy")
-        start = names.index(name) * per_file
-        images[start:start + per_file] = batch_images
-        labels[start:start + per_file] = batch_labels
-        del batch_images, batch_labels
-    return images, labels
+        count = len(batch_images)
+        if count == 0:
+            raise DataError(f"{source} holds no images: a CIFAR-10 batch cannot be empty")
+        if filled + count > len(images):  # room for this batch and, at its size, for the ones still to come
+            still_to_come = len(names) - len(arrived) - 1
+            images.resize((filled + count * (1 + still_to_come),) + IMAGE_SHAPE, refcheck=False)
+        images[filled:filled + count] = batch_images
+        filled += count
+        arrived.append((name, count))
+        del batch_images
+    images.resize((filled,) + IMAGE_SHAPE, refcheck=False)
+    _order_blocks(images, arrived, names)
+    return images, np.concatenate([labels[name] for name in names])
+
+
+def _order_blocks(array, blocks, names):
+    """Reorder `array`, made of `blocks` `[(name, length), ...]` laid end to end, into the order of `names`,
+    in place: each block is moved to the front of the unordered part and the blocks before it slide back, in
+    steps no longer than the block, so no step copies more than one block's worth."""
+    position, pending = 0, list(blocks)
+    for name in names:
+        index = next(i for i, (block, _) in enumerate(pending) if block == name)
+        length = pending[index][1]
+        start = position + sum(size for _, size in pending[:index])
+        if start != position:
+            moving = array[start:start + length].copy()
+            end = start
+            while end > position:
+                begin = max(position, end - length)
+                array[begin + length:end + length] = array[begin:end]  # never overlapping: end - begin <= length
+                end = begin
+            array[position:position + length] = moving
+        position += length
+        del pending[index]
 
 
 def load_cifar10_batch(folder_path, batch_id=1, mode="train"):

@@ -86,39 +86,47 @@ def make_learnable_images(labels, seed=0):
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
-def write_cifar10(root, images_per_batch=100, seed=0, archive=False):
+def write_cifar10(root, images_per_batch=100, seed=0, archive=False, make_images=make_learnable_images,
+                  archive_order=None):
     """Write a small CIFAR-10 in the real on-disk format and return the path to read it from.
 
     Args:
         root: folder to write into; the batches go to `root/cifar-10-batches-py/`.
-        images_per_batch: images in each of data_batch_1..5 and test_batch (the real files hold 10,000).
+        images_per_batch: images in each of data_batch_1..5 and test_batch (the real files hold 10,000), or a
+            dict giving each file's own count, e.g. `{"data_batch_1": 301, ..., "test_batch": 211}`.
         seed: seeds labels, images and noise.
         archive: also pack `root/cifar-10-python.tar.gz` as the official archive is laid out, and return its path.
+        make_images: `make_images(labels, seed)` -> uint8 [N, 3, 32, 32]; by default images a small model learns fast.
+        archive_order: the file names in the order the archive holds them (default: sorted), e.g. to pack
+            data_batch_4 before data_batch_1 as a repacked copy may.
     """
     folder = os.path.join(root, BATCH_FOLDER)
     os.makedirs(folder, exist_ok=True)
     names = SPLIT_FILES["train"] + SPLIT_FILES["dev"] + SPLIT_FILES["test"]
+    counts = images_per_batch if isinstance(images_per_batch, dict) else dict.fromkeys(names, images_per_batch)
     for number, name in enumerate(names):
         rng = np.random.RandomState(seed * 100 + number)
-        labels = rng.randint(0, 10, size=images_per_batch)
-        images = make_learnable_images(labels, seed=seed * 100 + number)
+        labels = rng.randint(0, 10, size=counts[name])
+        images = make_images(labels, seed=seed * 100 + number)
         batch_label = "testing batch 1 of 1" if name == "test_batch" else f"training batch {number + 1} of 5"
         batch = {
             "batch_label": batch_label,
             "labels": [int(label) for label in labels],
             "data": images.reshape(len(images), 3072),
-            "filenames": [f"synthetic_{number}_{i:05d}.png" for i in range(images_per_batch)],
+            "filenames": [f"synthetic_{number}_{i:05d}.png" for i in range(counts[name])],
         }
         with open(os.path.join(folder, name), "wb") as file:
             file.write(py2_pickle_bytes(batch))
-    meta = {"num_cases_per_batch": images_per_batch, "label_names": list(CIFAR10_LABELS), "num_vis": 3072}
+    meta = {"num_cases_per_batch": max(counts.values()), "label_names": list(CIFAR10_LABELS), "num_vis": 3072}
     with open(os.path.join(folder, "batches.meta"), "wb") as file:
         file.write(py2_pickle_bytes(meta))
     if not archive:
         return folder
     archive_path = os.path.join(root, ARCHIVE_NAME)
     with tarfile.open(archive_path, "w:gz") as tar:
-        tar.add(folder, arcname=BATCH_FOLDER)
+        tar.add(folder, arcname=BATCH_FOLDER, recursive=False)
+        for name in archive_order or sorted(os.listdir(folder)):
+            tar.add(os.path.join(folder, name), arcname=f"{BATCH_FOLDER}/{name}")
     return archive_path
 
 

@@ -1,8 +1,8 @@
 """Training checkpoints that survive crashes, and resuming from them in a fresh process.
 
 A checkpoint is a folder `<output_dir>/checkpoints/step_<N>/` holding `model.pdparams`, `optimizer.pdopt`
-(learning-rate schedule included) and `state.pdstates` (epoch and step, random states, the runner's
-histories, the per-epoch history, the best score). The file `checkpoints/latest` names the newest complete
+(learning-rate schedule included) and `state.pdstates` (the engine that wrote it, epoch and step, random
+states, the runner's histories, the per-epoch history, the best score); both engines write this one format. The file `checkpoints/latest` names the newest complete
 folder and is replaced atomically after the folder is written, so a kill at any moment leaves a usable one.
 """
 import os
@@ -14,21 +14,16 @@ import signal
 import numpy as np
 import paddle
 
-from ..errors import CheckpointError, PaddleClsError
-from ..utils.checkpoint import load_model_file, load_state_dict, save_atomic
+from ..errors import CheckpointError, NonFiniteLoss, TrainingInterrupted
+from ..utils.checkpoint import load_model_file, load_state_dict, save_atomic, save_weights
 from ..utils.distributed import is_main_process
 from ..utils.logger import logger
 from ..utils.safe_pickle import restricted_load
-from .runner import NonFiniteLoss
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: records the engine that wrote the checkpoint
 _STATE_GLOBALS = {("paddle.base.libpaddle", "GeneratorState"): type(paddle.get_rng_state()[0])}
-
-
-class TrainingInterrupted(PaddleClsError):
-    """Ctrl-C during training: the checkpoint was saved and the run stopped cleanly."""
 
 
 def _unwrapped(model):
@@ -86,14 +81,18 @@ def _set_random_states(states):
 
 
 def save_checkpoint(output_dir, model, optimizer, state):
-    """Write a checkpoint folder for `state['next_step']`, then point `checkpoints/latest` at it."""
+    """Write a checkpoint folder for `state['next_step']`, then point `checkpoints/latest` at it.
+
+    `state` says which engine wrote it (`engine`). Weights holding NaN or inf are refused (NonFiniteLoss),
+    so the last checkpoint is always one to resume from.
+    """
     if not is_main_process():
         return None
     root = os.path.join(output_dir, CHECKPOINT_DIR)
     name = f"step_{state['next_step']:08d}"
     folder = os.path.join(root, name)
     os.makedirs(folder, exist_ok=True)
-    save_atomic(_unwrapped(model).state_dict(), os.path.join(folder, "model.pdparams"))
+    save_weights(_unwrapped(model), os.path.join(folder, "model.pdparams"), f"at step {state['next_step']}")
     save_atomic(portable_optimizer_state(optimizer, model), os.path.join(folder, "optimizer.pdopt"))
     state_path = os.path.join(folder, "state.pdstates")
     with open(state_path + ".tmp", "wb") as file:
@@ -130,18 +129,36 @@ def find_checkpoint(resume, output_dir):
     return path
 
 
-def load_checkpoint(folder, model, optimizer):
-    """Load a checkpoint folder into `model` and `optimizer` and set the random states; returns its state."""
+def load_checkpoint(folder, model, optimizer, engine):
+    """Load a checkpoint folder into `model` and `optimizer` and set the random states; returns its state.
+
+    A checkpoint continues on the engine that wrote it (`engine` is the one resuming): the runner's stops
+    fall mid-epoch and carry its histories, hapi's fall at epoch ends, so one is refused by the other.
+    """
     state_path = os.path.join(folder, "state.pdstates")
     with open(state_path, "rb") as file:
         state = restricted_load(file, state_path, _STATE_GLOBALS, CheckpointError, "training state")
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+    if not isinstance(state, dict) or state.get("version") not in (1, STATE_VERSION):
         raise CheckpointError(f"{state_path}: not a paddle_cls training state of version {STATE_VERSION}")
+    written_by = state.get("engine") or ("runner" if state.get("runner") else "hapi")  # version 1 did not say
+    if written_by != engine:
+        raise CheckpointError(f"{folder} was written by the {written_by} engine and resumes only on it: "
+                              f"add -o Global.engine={written_by}, or drop Global.resume to start afresh "
+                              f"on the {engine} engine")
     load_model_file(model, os.path.join(folder, "model.pdparams"))
     optimizer_path = os.path.join(folder, "optimizer.pdopt")
     restore_optimizer_state(optimizer, model, load_state_dict(optimizer_path), optimizer_path)
     _set_random_states(state["random"])
     return state
+
+
+def resume_run(resume, output_dir, model, optimizer, engine, history):
+    """Continue the run `Global.resume` names on `engine`: load its checkpoint into `model` and `optimizer`,
+    set the random states and the per-epoch `history`; returns the checkpoint's state (with its `folder`)."""
+    folder = find_checkpoint(resume, output_dir)
+    state = load_checkpoint(folder, model, optimizer, engine)
+    history.rows = list(state["history"])
+    return dict(state, folder=folder)
 
 
 def stopped_by_nan(exc, latest):
@@ -200,7 +217,7 @@ class Checkpointer:
             self._epoch_numpy_state = random_states()["numpy"]
 
     def _save(self, runner, reason):
-        state = {"next_step": runner.global_step + (0 if reason == "epoch" else 1),
+        state = {"engine": "runner", "next_step": runner.global_step + (0 if reason == "epoch" else 1),
                  "epoch_loss_sum": runner.epoch_loss_sum, "runner": runner.history_state(),
                  "history": list(self.history.rows), "random": random_states()}
         if reason != "epoch":

@@ -195,11 +195,13 @@ def _worker_seeder(seed):
     return seed_worker
 
 
-def build_loader(config, split, evaluation=None):
-    """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test).
+def build_loader(config, split, evaluation=None, padded_shards=False):
+    """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test), for both engines.
 
     In a data-parallel run the training split is shared out by Paddle's `DistributedBatchSampler` (shuffled
-    per epoch), and evaluation splits (or the training split with `evaluation=True`) by `ShardedBatchSampler`.
+    per epoch), and evaluation splits (or the training split with `evaluation=True`) by `ShardedBatchSampler`,
+    or, with `padded_shards`, by an unshuffled `DistributedBatchSampler`: equal shards padded with repeated
+    samples, which `paddle.Model`'s evaluation needs (it gathers every batch across processes) and removes.
     """
     worker_init = _worker_seeder(config["Global"]["seed"])
     dataset, settings = build_dataset(config, split), loader_settings(config, split)
@@ -210,8 +212,11 @@ def build_loader(config, split, evaluation=None):
         logger.info(f"DataLoader.{split}: whole-batch loading is single-process; using paddle.io.DataLoader")
     if world_size() == 1:
         return paddle.io.DataLoader(dataset, worker_init_fn=worker_init, **settings)
-    if evaluation if evaluation is not None else split != "Train":
+    evaluating = evaluation if evaluation is not None else split != "Train"
+    if evaluating and not padded_shards:
         sampler = ShardedBatchSampler(dataset, settings["batch_size"], rank(), world_size())
+    elif evaluating:
+        sampler = paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=False)
     else:
         sampler = paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=settings["shuffle"],
                                                     drop_last=settings["drop_last"])

@@ -1,24 +1,22 @@
 """Training runs from a config, on either engine, ending with a test of the best model."""
 import json
 import os
-import sys
 import tempfile
 
 import paddle
 
 from ..config import dump_config
-from ..errors import ConfigError
-from ..metrics import score_name
-from ..utils.checkpoint import load_model_file, save_atomic
+from ..errors import ConfigError, NonFiniteLoss
+from ..utils.checkpoint import load_model_file, save_weights
 from ..utils.distributed import init_parallel, is_main_process, rank, world_size
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
-from .checkpointing import Checkpointer, StopRequest, find_checkpoint, load_checkpoint, stopped_by_nan
-from .callbacks import EpochEvaluation, LRStep, RecordEpochs, TerminalProgress, VisualDLRecorder
+from .checkpointing import Checkpointer, StopRequest, find_checkpoint, resume_run, stopped_by_nan
+from .callbacks import EpochEvaluation, LRStep, RecordEpochs, RunnerScalars, note_short_run, scalar_recorder
 from .components import amp_level, build_components, build_loader, build_loss, build_metric, seed_everything, set_device
 from .hapi import train_hapi
-from .runner import NonFiniteLoss, RunnerV3
+from .runner import RunnerV3
 
 BEST_MODEL = "best_model.pdparams"
 
@@ -34,14 +32,6 @@ def prepare_output_dir(path):
     return path
 
 
-def _check_eval_steps(settings, steps_per_epoch):
-    total = settings["epochs"] * steps_per_epoch
-    if settings["eval_steps"] > total:
-        raise ConfigError(f"Global.eval_steps: {settings['eval_steps']} is more than the {total} steps of this run "
-                          f"({settings['epochs']} epochs of {steps_per_epoch}); use at most {total}, "
-                          "or Global.eval_per_epoch: true")
-
-
 def train_runner(config, parts, history, paths, stop):
     """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
@@ -49,28 +39,25 @@ def train_runner(config, parts, history, paths, stop):
     runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric,
                       amp_level=amp_level(config, paddle.get_device()), amp_dtype=settings["amp_dtype"])
     train_loader = build_loader(config, "Train")
-    _check_eval_steps(settings, len(train_loader))
+    note_short_run(settings, len(train_loader))
     evaluate = settings["eval_steps"] or settings["eval_per_epoch"]
     dev_loader = build_loader(config, "Eval") if evaluate else None
     resumed = None
     if settings["resume"]:
-        folder = find_checkpoint(settings["resume"], paths["output_dir"])
-        resumed = load_checkpoint(folder, parts.model, parts.optim.optimizer)
+        resumed = resume_run(settings["resume"], paths["output_dir"], parts.model, parts.optim.optimizer, "runner",
+                             history)
         runner.set_history_state(resumed["runner"])
-        history.rows = list(resumed["history"])
         if hasattr(train_loader.batch_sampler, "set_epoch"):  # a data-parallel sampler shuffles by epoch number
             train_loader.batch_sampler.set_epoch(resumed["next_step"] // len(train_loader))
-        logger.info(f"[Train] resuming from {folder} at step {resumed['next_step']}")
+        logger.info(f"[Train] resuming from {resumed['folder']} at step {resumed['next_step']}")
     callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
     train_eval_loader = None
     if settings["train_accuracy"]:
         train_eval_loader = build_loader(config, "Train", evaluation=True) if world_size() > 1 else train_loader
     callbacks.append(RecordEpochs(history, settings["epochs"], train_eval_loader))
-    if is_main_process():
-        callbacks.append(VisualDLRecorder(paths["visualdl"], settings["log_steps"], score_name(parts.metric),
-                                          already_written=len(runner.dev_scores)))
-        if sys.stdout.isatty():
-            callbacks.append(TerminalProgress(len(train_loader)))
+    scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric)
+    if scalars is not None:
+        callbacks.append(RunnerScalars(scalars, already_written=len(runner.dev_scores)))
     if parts.optim.scheduler is not None:
         callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
     checkpointer = Checkpointer(paths["output_dir"], settings["save_interval"], settings["save_unit"], history, stop,
@@ -80,7 +67,7 @@ def train_runner(config, parts, history, paths, stop):
         runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
                      eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks,
                      start_step=resumed["next_step"] if resumed else 0,
-                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0)
+                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0, progress=settings["progress"])
     except NonFiniteLoss as exc:
         last = checkpointer.latest or (find_checkpoint("auto", paths["output_dir"]) if resumed else None)
         raise stopped_by_nan(exc, last) from None
@@ -149,7 +136,7 @@ def train(config):
         results = {"best_dev_score": best_dev_score, "weights_fingerprint": weights_fingerprint(parts.model)}
         logger.info(f"[Train] final weights fingerprint (process {rank()}): {results['weights_fingerprint']:.12e}")
         if main:
-            save_atomic(parts.model.state_dict(), os.path.join(output_dir, settings["save_name"]))
+            save_weights(parts.model, os.path.join(output_dir, settings["save_name"]), "at the end of training")
         if main and history.rows:
             plot_loss_and_accuracy(history, os.path.join(output_dir, "loss_accuracy.png"))
             if any(row["dev_accuracy"] is not None for row in history.rows):

@@ -8,17 +8,30 @@ training leaves the dev history alone.
 import numpy as np
 import paddle
 
-from ..errors import PaddleClsError
-from ..utils.checkpoint import load_model_file, save_atomic
+from ..errors import NonFiniteLoss
+from ..utils.checkpoint import check_finite_weights, load_model_file, save_weights
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
+from ..utils.progress import TrainingProgress
 
-# Step losses are read back from the device this many at a time.
-_FLUSH_EVERY = 200
+# Step losses are read back from the device this many at a time, and the weights checked for NaN as often.
+CHECK_EVERY = 200
 
 
-class NonFiniteLoss(PaddleClsError):
-    """The training loss became NaN or infinite."""
+def report_evaluation(model, dev_score, dev_loss, best_score, save_path):
+    """The course's lines after an evaluation during training, and its rule for the best model: saved to
+    `save_path` (by rank 0, never with NaN or inf weights) when `dev_score` beats `best_score`.
+
+    Returns:
+        The new best score.
+    """
+    logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
+    if dev_score <= best_score:
+        return best_score
+    if is_main_process():
+        save_weights(model, save_path, "at this evaluation")
+    logger.info(f"[Evaluate] best accuracy performence has been updated: {best_score:.5f} --> {dev_score:.5f}")
+    return dev_score
 
 
 def _as_float32(tensor):
@@ -45,7 +58,8 @@ class RunnerV3:
     `amp_level` ('O1' or 'O2') and `amp_dtype` ('float16' or 'bfloat16') train with automatic mixed
     precision on a GPU, with dynamic loss scaling for float16 (not in the course).
 
-    `train` also takes `callbacks`: objects with any of `on_train_begin(runner)`, `on_epoch_begin(runner, epoch)`,
+    `train` shows progress bars (run and epoch, with rate and time left) on a terminal and in a notebook unless
+    `progress=False`, and also takes `callbacks`: objects with any of `on_train_begin(runner)`, `on_epoch_begin(runner, epoch)`,
     `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor), `on_epoch_end(runner, epoch)` and
     `on_train_end(runner)` (see `paddle_cls.engine.callbacks`). The course's runner has no such hook.
 
@@ -88,6 +102,7 @@ class RunnerV3:
         self._train_step_losses = list(value)
 
     def _flush_step_losses(self):
+        # Also checks the weights: on some CPUs relu maps NaN to 0, so the loss can stay finite while they are NaN.
         if not self._pending_step_losses:
             return
         steps = [step for step, _ in self._pending_step_losses]
@@ -97,6 +112,7 @@ class RunnerV3:
         self._train_step_losses.extend(zip(steps, values.tolist()))
         if len(bad):
             raise NonFiniteLoss(f"the training loss became {values[bad[0]]} at step {steps[bad[0]]}")
+        check_finite_weights(self.model, f"at step {steps[-1]}")
 
     @property
     def epoch_loss_sum(self):
@@ -119,7 +135,7 @@ class RunnerV3:
 
     def train(self, train_loader, dev_loader=None, num_epochs=0, log_steps=100, eval_steps=0,
               save_path="best_model.pdparams", custom_print_log=None, callbacks=(), start_step=0,
-              epoch_loss_sum=0.0):
+              epoch_loss_sum=0.0, progress=True):
         """Train for `num_epochs`, logging every `log_steps` steps and evaluating every `eval_steps`.
 
         The model is evaluated when `global_step > 0` and either `global_step % eval_steps == 0` or it is
@@ -127,9 +143,11 @@ class RunnerV3:
         `custom_print_log(runner)` is called after each backward pass, as in the course.
         `start_step` and `epoch_loss_sum` continue a run from a checkpoint (see `engine.checkpointing`): the
         steps before `start_step` are skipped, the loss of the partly done epoch starts from `epoch_loss_sum`.
+        `progress=False` draws no progress bars.
 
         Raises:
-            NonFiniteLoss: a step's loss was NaN or infinite (found when the recorded losses are read back).
+            NonFiniteLoss: a step's loss, or the weights, became NaN or infinite (found when the recorded losses
+                are read back, every 200 steps and at the end of each epoch, or when the best model is saved).
         """
         self.model.train()
         num_training_steps = num_epochs * len(train_loader)
@@ -143,43 +161,50 @@ class RunnerV3:
         scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp_level and self.amp_dtype == "float16" else None
         global_step = self.global_step = start_step
         first_epoch, skip = divmod(start_step, self.steps_per_epoch)
+        bars = TrainingProgress(num_epochs, self.steps_per_epoch, start_step, enabled=progress)
         _call(callbacks, "on_train_begin", self)
-        for epoch in range(first_epoch, num_epochs):
-            _call(callbacks, "on_epoch_begin", self, epoch)
-            total_loss = paddle.full([], epoch_loss_sum if epoch == first_epoch else 0.0)
-            for index, data in enumerate(train_loader):
-                if epoch == first_epoch and index < skip:
-                    continue  # done before the checkpoint this run resumed from
-                X, y = data
-                with self._autocast():
-                    logits = self.model(X)
-                    loss = self.loss_fn(logits, y)
-                step_loss = _as_float32(loss.detach())
-                total_loss = self._epoch_loss_sum = total_loss + step_loss
-                self._pending_step_losses.append((global_step, step_loss))
-                if len(self._pending_step_losses) >= _FLUSH_EVERY:
-                    self._flush_step_losses()
-                if log_steps and global_step % log_steps == 0:
-                    logger.info(f"[Train] epoch: {epoch}/{num_epochs}, step: {global_step}/{num_training_steps}, "
-                                f"loss: {loss.item():.5f}")
-                (scaler.scale(loss) if scaler else loss).backward()
-                if custom_print_log:
-                    custom_print_log(self)
-                if scaler:
-                    scaler.step(self.optimizer)
-                    scaler.update()
-                else:
-                    self.optimizer.step()
-                self.optimizer.clear_grad()
-                if eval_steps > 0 and global_step > 0 and (
-                        global_step % eval_steps == 0 or global_step == num_training_steps - 1):
-                    self.evaluate_and_keep_best(dev_loader, global_step, save_path)
-                _call(callbacks, "on_train_batch_end", self, global_step, step_loss)
-                global_step += 1
-                self.global_step = global_step
-            self._flush_step_losses()
-            self.train_epoch_losses.append((total_loss / len(train_loader)).item())
-            _call(callbacks, "on_epoch_end", self, epoch)
+        try:
+            for epoch in range(first_epoch, num_epochs):
+                bars.epoch_begin(epoch, skip if epoch == first_epoch else 0)
+                _call(callbacks, "on_epoch_begin", self, epoch)
+                total_loss = paddle.full([], epoch_loss_sum if epoch == first_epoch else 0.0)
+                for index, data in enumerate(train_loader):
+                    if epoch == first_epoch and index < skip:
+                        continue  # done before the checkpoint this run resumed from
+                    X, y = data
+                    with self._autocast():
+                        logits = self.model(X)
+                        loss = self.loss_fn(logits, y)
+                    step_loss = _as_float32(loss.detach())
+                    total_loss = self._epoch_loss_sum = total_loss + step_loss
+                    self._pending_step_losses.append((global_step, step_loss))
+                    if len(self._pending_step_losses) >= CHECK_EVERY:
+                        self._flush_step_losses()
+                    if log_steps and global_step % log_steps == 0:
+                        logger.info(f"[Train] epoch: {epoch}/{num_epochs}, step: {global_step}/{num_training_steps}, "
+                                    f"loss: {loss.item():.5f}")
+                    (scaler.scale(loss) if scaler else loss).backward()
+                    if custom_print_log:
+                        custom_print_log(self)
+                    if scaler:
+                        scaler.step(self.optimizer)
+                        scaler.update()
+                    else:
+                        self.optimizer.step()
+                    self.optimizer.clear_grad()
+                    if eval_steps > 0 and global_step > 0 and (
+                            global_step % eval_steps == 0 or global_step == num_training_steps - 1):
+                        self.evaluate_and_keep_best(dev_loader, global_step, save_path)
+                    _call(callbacks, "on_train_batch_end", self, global_step, step_loss)
+                    global_step += 1
+                    self.global_step = global_step
+                    bars.step()
+                bars.epoch_end()
+                self._flush_step_losses()
+                self.train_epoch_losses.append((total_loss / len(train_loader)).item())
+                _call(callbacks, "on_epoch_end", self, epoch)
+        finally:
+            bars.close()
         self._flush_step_losses()
         _call(callbacks, "on_train_end", self)
         logger.info("[Train] Training done!")
@@ -187,13 +212,8 @@ class RunnerV3:
     def evaluate_and_keep_best(self, dev_loader, global_step, save_path):
         """Evaluate during training as the course does: print the dev line, record it, save a new best."""
         dev_score, dev_loss = self.evaluate(dev_loader, global_step=global_step)
-        logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
         self.model.train()
-        if dev_score > self.best_score:
-            self.save_model(save_path)
-            logger.info(f"[Evaluate] best accuracy performence has been updated: "
-                        f"{self.best_score:.5f} --> {dev_score:.5f}")
-            self.best_score = dev_score
+        self.best_score = report_evaluation(self.model, dev_score, dev_loss, self.best_score, save_path)
 
     @paddle.no_grad()
     def evaluate(self, dev_loader, global_step=-1):
@@ -243,10 +263,10 @@ class RunnerV3:
     def save_model(self, save_path):
         """Save the model's state dict to `save_path` (atomically: a crash leaves the previous file intact).
 
-        In a data-parallel run only rank 0 writes.
+        In a data-parallel run only rank 0 writes. Weights holding NaN or inf are refused (NonFiniteLoss).
         """
         if is_main_process():
-            save_atomic(self.model.state_dict(), save_path)
+            save_weights(self.model, save_path)
 
     def load_model(self, model_path):
         """Load a state dict saved by `save_model` (or by the course's RunnerV3); a mismatch is an error."""

@@ -4,7 +4,7 @@ import pickle
 
 import paddle
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, NonFiniteLoss
 
 
 def save_atomic(obj, path):
@@ -20,6 +20,30 @@ def save_atomic(obj, path):
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def nonfinite_weights(model):
+    """Names of the model's floating-point parameters and buffers holding NaN or inf (one device read for all)."""
+    named = [(name, value) for name, value in model.state_dict().items()
+             if isinstance(value, paddle.Tensor) and paddle.is_floating_point(value)]
+    if not named:
+        return []
+    finite = paddle.stack([paddle.isfinite(value).all() for _, value in named]).numpy()
+    return [name for (name, _), ok in zip(named, finite) if not ok]
+
+
+def check_finite_weights(model, when):
+    """Raise NonFiniteLoss naming the first non-finite weights; `when` says when, e.g. 'at step 120'."""
+    bad = nonfinite_weights(model)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NonFiniteLoss(f"the weights became nan or inf {when} ({shown})")
+
+
+def save_weights(model, path, when="before saving"):
+    """Save `model`'s state dict atomically, refusing (NonFiniteLoss) to write NaN or inf weights."""
+    check_finite_weights(model, f"{when} ({os.path.basename(path)} not written)")
+    save_atomic(model.state_dict(), path)
 
 
 def load_state_dict(path):

@@ -3,11 +3,14 @@ import contextlib
 import logging
 import sys
 
+from tqdm import tqdm
+
 logger = logging.getLogger("paddle_cls")
 
 
 class _StdoutHandler(logging.StreamHandler):
-    """Writes to whatever `sys.stdout` is at the time, so notebooks and captured output see the lines."""
+    """Writes to whatever `sys.stdout` is at the time, so notebooks and captured output see the lines, and
+    through `tqdm.write`, so that a progress bar on the terminal is redrawn below each line, not broken by it."""
 
     def __init__(self):
         super().__init__(sys.stdout)
@@ -19,6 +22,12 @@ class _StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):
         pass
+
+    def emit(self, record):
+        try:
+            tqdm.write(self.format(record), file=sys.stdout)
+        except Exception:  # logging's own policy: report, do not raise
+            self.handleError(record)
 
 
 if not logger.handlers:
