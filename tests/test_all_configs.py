@@ -8,6 +8,7 @@ import os
 import pytest
 
 from paddle_cls.config import load_config
+from paddle_cls.data.loader import build_dataset
 from paddle_cls.engine import components, train
 from paddle_cls.utils.history import FIELDS
 
@@ -28,7 +29,7 @@ def _one_epoch(config_name, engine, data_dir, output_dir):
 
 def _batch_sizes(config, split):
     section = config["DataLoader"][split]
-    count, size = len(components.build_dataset(config, split)), section.get("batch_size", 64)
+    count, size = len(build_dataset(config, split)), section.get("batch_size", 64)
     full, rest = divmod(count, size)
     return [size] * full + ([rest] if rest and not section.get("drop_last", False) else [])
 

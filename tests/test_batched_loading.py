@@ -35,7 +35,7 @@ def test_training_with_batched_loading_matches_the_dataloader(data_dir, tmp_path
 
 
 def test_batched_loading_is_for_cifar10dataset(data_dir):
-    from paddle_cls.engine.components import build_loader
+    from paddle_cls.data.loader import build_loader
 
     config = load_config("configs/mynet_cifar10.yml", [f"Global.data_dir={data_dir}", "DataLoader.Train.batched=true"])
     with pytest.raises(ConfigError, match="whole-batch loading is for CIFAR10Dataset only"):
@@ -43,7 +43,7 @@ def test_batched_loading_is_for_cifar10dataset(data_dir):
 
 
 def test_sharded_evaluation_batches_cover_the_split_once():
-    from paddle_cls.engine.components import ShardedBatchSampler
+    from paddle_cls.data.loader import ShardedBatchSampler
 
     dataset = list(range(64))
     single = [batch for batch in ShardedBatchSampler(dataset, 12, 0, 1)]

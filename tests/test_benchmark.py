@@ -1,5 +1,6 @@
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -16,3 +17,11 @@ def test_benchmark_prints_a_table_and_writes_json(tmp_path):
     row = json.load(open(path))["engines"][0]
     assert row["model"] == "LeNet" and all(row[engine] > 0 for engine in ("bare loop", "RunnerV3", "hapi fit"))
     assert row["RunnerV3 / bare"] == round(row["RunnerV3"] / row["bare loop"], 3)
+
+
+def test_loader_table_measures_every_loading_method():
+    benchmark = runpy.run_path(os.path.join(ROOT, "tools", "benchmark.py"))
+    rows = benchmark["loader_table"](images_per_batch=400)
+    assert [row["method"] for row in rows] == ["course", "paddle_cls", "paddle_cls batched",
+                                               "paddle_cls, uneven batches in an archive out of order"]
+    assert all(row["build_s"] > 0 and row["read_images_per_s"] > 0 for row in rows)

@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from paddle_cls.config import load_config, parse_override
-from paddle_cls.engine.components import resolve_device
+from paddle_cls.utils.runtime import resolve_device
 from paddle_cls.errors import ConfigError
 
 CONFIGS = "configs"
@@ -95,9 +95,9 @@ def test_unknown_names_fail_before_any_data_is_read(override, message, tmp_path)
 def test_deterministic_sets_paddles_flags(tmp_path):
     import paddle
 
-    from paddle_cls.engine.components import seed_everything
+    from paddle_cls.utils.runtime import seed_everything
 
-    from paddle_cls.engine.components import DETERMINISTIC_FLAGS
+    from paddle_cls.utils.runtime import DETERMINISTIC_FLAGS
 
     flags = seed_everything(1, deterministic=True)  # on any build: sets what exists, never fails
     for flag in DETERMINISTIC_FLAGS:

@@ -9,7 +9,8 @@ import pytest
 from paddle_cls import Accuracy, RunnerV3
 from paddle_cls.config import load_config
 from paddle_cls.engine import train
-from paddle_cls.engine.components import build_loader, build_model
+from paddle_cls.data.loader import build_loader
+from paddle_cls.engine.components import build_model
 from paddle_cls.utils.checkpoint import load_model_file
 
 

@@ -10,7 +10,7 @@ from paddle.vision import datasets as vision_datasets
 from paddle_cls.config import load_config
 from paddle_cls.data import MNIST, Cifar10
 from paddle_cls.data.synthetic import write_mnist
-from paddle_cls.engine.components import build_dataset
+from paddle_cls.data.loader import build_dataset
 from paddle_cls.errors import ConfigError, DataError
 
 

@@ -1,6 +1,7 @@
 """Datasets. `DATASETS` maps the names a config may use in `DataLoader.<split>.dataset.name`."""
 from .cifar10 import CIFAR10Dataset, find_cifar10, id2label, load_cifar10_batch
-from .vision import MNIST, TRANSFORMS, Cifar10, build_transforms
+from .transforms import TRANSFORMS, build_transforms
+from .vision import MNIST, Cifar10
 
 DATASETS = {"CIFAR10Dataset": CIFAR10Dataset, "Cifar10": Cifar10, "MNIST": MNIST}
 

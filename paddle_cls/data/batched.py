@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 
 from .cifar10 import _NORMALIZE_LUT, CIFAR10Dataset, normalize_cifar10
-from .preprocess import base_dataset
+from .samples import base_dataset
 
 
 class CIFAR10BatchLoader:

@@ -11,36 +11,16 @@ import zlib
 
 import numpy as np
 from paddle.vision import datasets as vision_datasets
-from paddle.vision import transforms as T
 
-from ..build import build
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .cifar10 import CIFAR10_LABELS, find_cifar10, read_cifar10_batches
+from .transforms import build_transforms
 
 # paddle.vision.datasets.Cifar10's splits: all five training batches, and the test batch.
 VISION_CIFAR10_FILES = {
     "train": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"),
     "test": ("test_batch",),
 }
-
-TRANSFORMS = {
-    "ToTensor": T.ToTensor,
-    "Normalize": T.Normalize,
-    "Transpose": T.Transpose,
-    "Resize": T.Resize,
-    "CenterCrop": T.CenterCrop,
-    "RandomCrop": T.RandomCrop,
-    "RandomHorizontalFlip": T.RandomHorizontalFlip,
-}
-
-
-def build_transforms(specs, where):
-    """A `Compose` of the transforms listed as `[{name: ToTensor}, {name: Normalize, mean: ..., std: ...}]`."""
-    if specs is None:
-        return None
-    if not isinstance(specs, list):
-        raise ConfigError(f"{where} must be a list like [{{name: ToTensor}}], got {specs!r}")
-    return T.Compose([build(TRANSFORMS, spec, f"{where}.{index}") for index, spec in enumerate(specs)])
 
 
 def _check_mode(mode, valid):

@@ -5,24 +5,13 @@ import os
 import numpy as np
 import paddle
 
-from ..data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
-from ..data.preprocess import config_label_names
+from ..data.samples import config_label_names
+from ..data.transforms import preprocessing_steps
 from ..errors import CheckpointError
 from ..utils.logger import logger
+from .trained import load_trained_model
 
 EXPORT_DIR = "inference"
-
-
-def _preprocessing(config):
-    spec = config["DataLoader"]["Test"]["dataset"]
-    if spec["name"] == "CIFAR10Dataset":
-        steps = [{"name": "ToCHW"}, {"name": "Scale", "factor": 1 / 255},
-                 {"name": "Normalize", "mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)}]
-    else:
-        steps = spec.get("transforms") or []
-    return {"input_shape": config["Global"]["image_shape"], "dtype": "float32", "image_backend": spec.get("backend", "pil"),
-            "color": "L" if config["Global"]["image_shape"][0] == 1 else "RGB", "steps": steps,
-            "label_names": list(config_label_names(config))}
 
 
 def export(config):
@@ -34,14 +23,12 @@ def export(config):
     Returns:
         The folder written.
     """
-    from .inference import load_trained_model  # inference imports this module
-
     model = load_trained_model(config)
     folder = os.path.join(config["Global"]["output_dir"], EXPORT_DIR)
     spec = paddle.static.InputSpec([None, *config["Global"]["image_shape"]], "float32", "image")
     paddle.jit.save(model, os.path.join(folder, "model"), input_spec=[spec])
     with open(os.path.join(folder, "preprocess.json"), "w", encoding="utf-8") as file:
-        json.dump(_preprocessing(config), file, indent=2)
+        json.dump(dict(preprocessing_steps(config), label_names=list(config_label_names(config))), file, indent=2)
     logger.info(f"Exported to {folder}")
     return folder
 

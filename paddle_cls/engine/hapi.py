@@ -1,6 +1,6 @@
 """The high-level engine: `paddle.Model(net).prepare(optimizer, loss, metrics).fit(...)`.
 
-The loaders are the runner engine's (`components.build_loader`: the same batch sizes, workers and orders);
+The loaders are the runner engine's (`data.loader.build_loader`: the same batch sizes, workers and orders);
 in a data-parallel run the evaluation splits are shared out by `DistributedBatchSampler`, whose padding
 hapi's own gathering removes, so every sample still counts once. Paddle's progress lines and per-epoch
 snapshots (`<output_dir>/hapi/{epoch}.pdparams`, `final`, written atomically here) are hapi's own; the
@@ -10,15 +10,150 @@ default one (which steps every batch, whatever the schedule was written for). Re
 written after each epoch's evaluation.
 """
 import os
+import time
 
+import numpy as np
 import paddle
 
+from ..data.loader import build_loader
 from ..errors import ConfigError, NonFiniteLoss, TrainingInterrupted
 from ..metrics import score_name
+from ..utils.checkpoint import check_finite_weights, save_atomic, save_weights
+from ..utils.distributed import all_reduce_sum
 from ..utils.logger import console_into_log_files, logger
-from .callbacks import AtomicModelCheckpoint, HapiEpochRecorder, HapiProgress, note_short_run, scalar_recorder
+from ..utils.progress import TrainingProgress
+from ..utils.runtime import amp_level
+from .callbacks import epoch_line, note_short_run, scalar_recorder
 from .checkpointing import random_states, resume_run, save_checkpoint, stopped_by_nan
-from .components import amp_level, build_loader
+from .runner import CHECK_EVERY, report_evaluation
+
+
+class HapiEpochRecorder(paddle.callbacks.Callback):
+    """For `paddle.Model.fit`: the same per-epoch history as the runner engine, the course's dev lines and a
+    best model saved atomically (hapi's own `ModelCheckpoint` keeps per-epoch and final files, never a best).
+
+    hapi calls `on_epoch_end` before the epoch's evaluation, so a row is completed at `on_eval_end` (or when
+    the next epoch starts without one). Losses are the mean of the batch losses, as RunnerV3 reports them;
+    train accuracy is hapi's running accuracy over the epoch. It also stops the run (NonFiniteLoss) on a
+    non-finite loss, or weights found non-finite every 200 steps and at each epoch's end, as RunnerV3 does,
+    and feeds `scalars` (a `ScalarRecorder`, or None) with the same steps as RunnerV3 numbers them.
+    """
+
+    def __init__(self, history, epochs, best_path, metric_name, steps_per_epoch, record_train_accuracy=False,
+                 scalars=None):
+        super().__init__()
+        self.history = history
+        self.epochs = epochs
+        self.best_path = best_path
+        self.metric_name = metric_name
+        self.steps_per_epoch = steps_per_epoch
+        self.record_train_accuracy = record_train_accuracy
+        self.scalars = scalars
+        self.best_score = 0
+        self.epoch_offset = 0  # epochs done before a resume: hapi counts from 0 again
+        self.on_epoch_done = None  # called with the epoch once its row is complete (checkpointing)
+        self._pending = None
+        self._epoch = 0
+
+    def _commit(self):
+        if self._pending is not None:
+            self._pending["seconds"] = time.time() - self._start
+            self.history.add(**self._pending)
+            epoch = self._pending["epoch"]
+            self._pending = None
+            epoch_line(self.history, self.epochs)
+            if self.on_epoch_done is not None:
+                self.on_epoch_done(epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._commit()
+        self._start = time.time()
+        self._train_losses = []
+        self._epoch = epoch + self.epoch_offset
+
+    def _global_step(self, step):
+        return self._epoch * self.steps_per_epoch + step
+
+    def on_train_batch_end(self, step, logs=None):
+        loss = float(np.mean(logs["loss"]))  # hapi has already read it back from the device
+        global_step = self._global_step(step)
+        if not np.isfinite(loss):
+            raise NonFiniteLoss(f"the training loss became {loss} at step {global_step}")
+        if (step + 1) % CHECK_EVERY == 0:
+            check_finite_weights(self.model.network, f"at step {global_step}")
+        self._train_losses.append(loss)
+        if self.scalars is not None and global_step % self.scalars.every == 0:
+            self.scalars.train_step(global_step, loss, self.model._optimizer.get_lr())
+
+    def on_epoch_end(self, epoch, logs=None):
+        check_finite_weights(self.model.network, f"at step {self._global_step(self.steps_per_epoch - 1)}")
+        accuracy = logs.get(self.metric_name) if self.record_train_accuracy else None
+        self._pending = dict(epoch=epoch + self.epoch_offset, train_loss=float(np.mean(self._train_losses)),
+                             train_accuracy=float(accuracy) if accuracy is not None else None,
+                             lr=self.model._optimizer.get_lr())
+
+    def on_eval_begin(self, logs=None):
+        self._eval_losses = []
+
+    def on_eval_batch_end(self, step, logs=None):
+        self._eval_losses.append(float(np.mean(logs["loss"])))
+
+    def on_eval_end(self, logs=None):
+        if self._pending is None:  # an evaluate() outside fit
+            return
+        # hapi gathers the metric over processes but leaves each process its own batch losses: add those up.
+        totals = all_reduce_sum(paddle.to_tensor([sum(self._eval_losses), len(self._eval_losses)], dtype="float64"))
+        dev_loss, dev_score = float(totals[0] / totals[1]), float(logs[self.metric_name])
+        self.best_score = report_evaluation(self.model.network, dev_score, dev_loss, self.best_score, self.best_path)
+        if self.scalars is not None:
+            self.scalars.evaluation(self._global_step(self.steps_per_epoch - 1), dev_loss, dev_score)
+        self._pending.update(dev_loss=dev_loss, dev_accuracy=dev_score)
+        self._commit()
+
+    def on_train_end(self, logs=None):
+        self._commit()
+        if self.scalars is not None:
+            self.scalars.close()
+
+
+class HapiProgress(paddle.callbacks.Callback):
+    """The same progress bars as RunnerV3's (`utils.progress.TrainingProgress`), for `paddle.Model.fit`."""
+
+    def __init__(self, epochs, steps_per_epoch, start_epoch=0, enabled=True):
+        super().__init__()
+        self.bars = TrainingProgress(epochs, steps_per_epoch, start_epoch * steps_per_epoch, enabled)
+        self.start_epoch = start_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bars.epoch_begin(epoch + self.start_epoch)
+
+    def on_train_batch_end(self, step, logs=None):
+        self.bars.step()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bars.epoch_end()
+
+    def on_train_end(self, logs=None):
+        self.bars.close()
+
+
+class AtomicModelCheckpoint(paddle.callbacks.ModelCheckpoint):
+    """hapi's own per-epoch snapshots (`{epoch}` and `final`, .pdparams and .pdopt, as `paddle.Model.save`
+    writes them), with each file written atomically. Passed to `fit`, it replaces the default one."""
+
+    def _write(self, name):
+        path = os.path.join(self.save_dir, name)
+        logger.info(f"save checkpoint at {os.path.abspath(path)}")
+        save_weights(self.model.network, path + ".pdparams")
+        save_atomic(self.model._optimizer.state_dict(), path + ".pdopt")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._is_save() and self.epoch % self.save_freq == 0:
+            self._write(str(epoch))
+
+    def on_train_end(self, logs=None):
+        if self._is_save():
+            self._write("final")
 
 
 class _HapiCheckpointer(paddle.callbacks.Callback):

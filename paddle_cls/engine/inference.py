@@ -6,31 +6,17 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..data.preprocess import build_preprocess, config_label_names, load_image, raw_image
-from ..errors import CheckpointError, PaddleClsError
 from ..build import build
+from ..data.loader import build_dataset
+from ..data.samples import config_label_names, raw_image
+from ..data.transforms import build_preprocess, load_image
+from ..errors import PaddleClsError
 from ..metrics import Accuracy, confusion_matrix
-from ..utils.checkpoint import load_model_file
 from ..utils.logger import logger
 from ..utils.plot import plot_confusion_matrix, plot_predictions
-from .components import build_dataset, build_model, set_device
-from .experiment import BEST_MODEL, test_model
+from ..utils.runtime import set_device
 from .export import EXPORT_DIR, InferenceModel
-
-
-def load_trained_model(config):
-    """The config's model with the weights of `Global.checkpoint`, else the best model in `Global.output_dir`."""
-    settings = config["Global"]
-    checkpoint = settings["checkpoint"] or os.path.join(settings["output_dir"], BEST_MODEL)
-    if not os.path.isfile(checkpoint):
-        raise CheckpointError(f"no model file at {checkpoint}: train first (tools/train.py -c CONFIG) "
-                              "or name one with -o Global.checkpoint=PATH")
-    set_device(settings["device"], settings["num_threads"])
-    model = build_model(config)
-    load_model_file(model, checkpoint)
-    model.eval()
-    logger.info(f"Loaded {checkpoint}")
-    return model
+from .trained import load_trained_model, test_model
 
 
 class _RecordingAccuracy(Accuracy):

@@ -18,8 +18,8 @@ def _in_notebook():
 def _bar(**kwargs):
     if _in_notebook():
         try:
-            from tqdm.notebook import tqdm as widget_bar
             import ipywidgets  # noqa: F401  (tqdm.notebook needs it)
+            from tqdm.notebook import tqdm as widget_bar
         except ImportError:
             return text_bar(**kwargs)  # notebooks print a text bar's updates in place too
         return widget_bar(**kwargs)

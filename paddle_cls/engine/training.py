@@ -1,4 +1,4 @@
-"""Training runs from a config, on either engine, ending with a test of the best model."""
+"""A whole training run from a config, on either engine, ending with a test of the best model."""
 import json
 import os
 import tempfile
@@ -6,19 +6,20 @@ import tempfile
 import paddle
 
 from ..config import dump_config
-from ..errors import ConfigError, NonFiniteLoss
+from ..errors import ConfigError
 from ..utils.checkpoint import load_model_file, save_weights
 from ..utils.distributed import init_parallel, is_main_process, rank, world_size
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
-from ..utils.plot import plot_loss_and_accuracy, plot_training_loss_acc, plot_validation_accuracy
-from .checkpointing import Checkpointer, StopRequest, find_checkpoint, resume_run, stopped_by_nan
-from .callbacks import EpochEvaluation, LRStep, RecordEpochs, RunnerScalars, note_short_run, scalar_recorder
-from .components import amp_level, build_components, build_loader, build_loss, build_metric, seed_everything, set_device
+from ..utils.plot import plot_loss_and_accuracy, plot_validation_accuracy
+from ..utils.runtime import seed_everything, set_device
+from .checkpointing import StopRequest
+from .components import build_components
 from .hapi import train_hapi
-from .runner import RunnerV3
+from .train_runner import train_runner
+from .trained import BEST_MODEL, test_model
 
-BEST_MODEL = "best_model.pdparams"
+ENGINES = {"runner": train_runner, "hapi": train_hapi}
 
 
 def prepare_output_dir(path):
@@ -32,75 +33,13 @@ def prepare_output_dir(path):
     return path
 
 
-def train_runner(config, parts, history, paths, stop):
-    """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
-    settings = config["Global"]
-    model = paddle.DataParallel(parts.model) if world_size() > 1 else parts.model
-    runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric,
-                      amp_level=amp_level(config, paddle.get_device()), amp_dtype=settings["amp_dtype"])
-    train_loader = build_loader(config, "Train")
-    note_short_run(settings, len(train_loader))
-    evaluate = settings["eval_steps"] or settings["eval_per_epoch"]
-    dev_loader = build_loader(config, "Eval") if evaluate else None
-    resumed = None
-    if settings["resume"]:
-        resumed = resume_run(settings["resume"], paths["output_dir"], parts.model, parts.optim.optimizer, "runner",
-                             history)
-        runner.set_history_state(resumed["runner"])
-        if hasattr(train_loader.batch_sampler, "set_epoch"):  # a data-parallel sampler shuffles by epoch number
-            train_loader.batch_sampler.set_epoch(resumed["next_step"] // len(train_loader))
-        logger.info(f"[Train] resuming from {resumed['folder']} at step {resumed['next_step']}")
-    callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
-    train_eval_loader = None
-    if settings["train_accuracy"]:
-        train_eval_loader = build_loader(config, "Train", evaluation=True) if world_size() > 1 else train_loader
-    callbacks.append(RecordEpochs(history, settings["epochs"], train_eval_loader))
-    scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric)
-    if scalars is not None:
-        callbacks.append(RunnerScalars(scalars, already_written=len(runner.dev_scores)))
-    if parts.optim.scheduler is not None:
-        callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
-    checkpointer = Checkpointer(paths["output_dir"], settings["save_interval"], settings["save_unit"], history, stop,
-                                resumed)
-    callbacks.append(checkpointer)
-    try:
-        runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
-                     eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks,
-                     start_step=resumed["next_step"] if resumed else 0,
-                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0, progress=settings["progress"])
-    except NonFiniteLoss as exc:
-        last = checkpointer.latest or (find_checkpoint("auto", paths["output_dir"]) if resumed else None)
-        raise stopped_by_nan(exc, last) from None
-    if is_main_process():
-        plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
-    return runner.best_score if runner.dev_scores else None
-
-
-ENGINES = {"runner": train_runner, "hapi": train_hapi}
-
-
-def test_model(model, config, metric=None):
-    """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line.
-
-    Args:
-        metric: the metric to use instead of the config's (built from the same `Metric` section).
-
-    Returns:
-        `(accuracy, loss, number of samples evaluated)`.
-    """
-    runner = RunnerV3(model, None, build_loss(config), metric or build_metric(config))
-    score, loss = runner.evaluate(build_loader(config, "Test"))
-    logger.info(f"[Test] accuracy/loss: {score:.4f}/{loss:.4f}")
-    return score, loss, runner.metric.num_count
-
-
-def weights_fingerprint(model):
+def weights_fingerprint(model: paddle.nn.Layer) -> float:
     """A number that differs when the weights differ: the processes of a data-parallel run must agree on it."""
     return float(sum(float(p.astype("float64").sum()) + float((p.astype("float64") ** 2).sum())
                      for p in model.parameters()))
 
 
-def train(config):
+def train(config: dict) -> dict:
     """Train as the config says on `Global.engine`, then test the best model.
 
     Writes into `Global.output_dir`: the best model, the final weights (`Global.save_name`), the config,
@@ -155,4 +94,3 @@ def train(config):
         if handler is not None:
             logger.removeHandler(handler)
             handler.close()
-

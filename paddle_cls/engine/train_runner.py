@@ -1,0 +1,147 @@
+"""The runner engine's driver: a config's run on the course's RunnerV3, with the callbacks that make it a
+whole run (learning-rate steps, per-epoch evaluation and records, VisualDL, checkpoints)."""
+import os
+import time
+
+import paddle
+
+from ..data.loader import build_loader
+from ..errors import NonFiniteLoss
+from ..utils.distributed import is_main_process, world_size
+from ..utils.logger import logger
+from ..utils.plot import plot_training_loss_acc
+from ..utils.runtime import amp_level
+from .callbacks import epoch_line, note_short_run, scalar_recorder
+from .checkpointing import Checkpointer, find_checkpoint, resume_run, stopped_by_nan
+from .runner import CHECK_EVERY, RunnerV3
+
+
+class LRStep:
+    """Steps the learning-rate schedule once per batch or once per epoch (`by_epoch`), in one place."""
+
+    def __init__(self, scheduler, by_epoch):
+        self.scheduler = scheduler
+        self.by_epoch = by_epoch
+
+    def on_train_batch_end(self, runner, step, loss):
+        if not self.by_epoch:
+            self.scheduler.step()
+
+    def on_epoch_end(self, runner, epoch):
+        if self.by_epoch:
+            self.scheduler.step()
+
+
+class EpochEvaluation:
+    """Evaluates the dev split after every epoch (`Global.eval_per_epoch`), printing and saving as the course does."""
+
+    def __init__(self, dev_loader, save_path):
+        self.dev_loader = dev_loader
+        self.save_path = save_path
+
+    def on_epoch_end(self, runner, epoch):
+        runner.evaluate_and_keep_best(self.dev_loader, runner.global_step - 1, self.save_path)
+
+
+class RecordEpochs:
+    """Adds a row to the `EpochHistory` after each epoch: train loss, the epoch's dev evaluation if any,
+    train accuracy when `train_eval_loader` is given (a pass over it, as the PyTorch MNIST tutorial does),
+    learning rate and seconds (training plus evaluation)."""
+
+    def __init__(self, history, epochs, train_eval_loader=None):
+        self.history = history
+        self.epochs = epochs
+        self.train_eval_loader = train_eval_loader
+
+    def on_epoch_begin(self, runner, epoch):
+        self._start = time.time()
+        self._evaluations = len(runner.dev_scores)
+
+    def on_epoch_end(self, runner, epoch):
+        evaluated = len(runner.dev_scores) > self._evaluations
+        train_accuracy = None
+        if self.train_eval_loader is not None:
+            train_accuracy = runner.evaluate(self.train_eval_loader)[0]
+            runner.model.train()
+        self.history.add(epoch=epoch, train_loss=runner.train_epoch_losses[-1], train_accuracy=train_accuracy,
+                         dev_loss=runner.dev_losses[-1][1] if evaluated else None,
+                         dev_accuracy=runner.dev_scores[-1] if evaluated else None,
+                         lr=runner.optimizer.get_lr(), seconds=time.time() - self._start)
+        epoch_line(self.history, self.epochs)
+
+
+class RunnerScalars:
+    """Feeds a `ScalarRecorder` from RunnerV3: step losses are kept on the device and read back in batches
+    (no wait on the device per step); evaluations are taken from the runner's dev history."""
+
+    def __init__(self, recorder, already_written=0):
+        self.recorder = recorder
+        self._written_evaluations = already_written
+        self._pending = []
+
+    def _write(self, runner):
+        if self._pending:
+            values = paddle.stack([loss for _, loss, _ in self._pending]).reshape([-1]).numpy().tolist()
+            for (step, _, lr), value in zip(self._pending, values):
+                self.recorder.train_step(step, value, lr)
+            self._pending = []
+        for (step, loss), score in list(zip(runner.dev_losses, runner.dev_scores))[self._written_evaluations:]:
+            self.recorder.evaluation(step, loss, score)
+        self._written_evaluations = len(runner.dev_scores)
+
+    def on_train_batch_end(self, runner, step, loss):
+        if step % self.recorder.every == 0:
+            self._pending.append((step, loss, runner.optimizer.get_lr()))
+        if len(self._pending) >= CHECK_EVERY or len(runner.dev_scores) > self._written_evaluations:
+            self._write(runner)
+
+    def on_epoch_end(self, runner, epoch):
+        self._write(runner)
+
+    def on_train_end(self, runner):
+        self._write(runner)
+        self.recorder.close()
+
+
+def train_runner(config, parts, history, paths, stop):
+    """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
+    settings = config["Global"]
+    model = paddle.DataParallel(parts.model) if world_size() > 1 else parts.model
+    runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric,
+                      amp_level=amp_level(config, paddle.get_device()), amp_dtype=settings["amp_dtype"])
+    train_loader = build_loader(config, "Train")
+    note_short_run(settings, len(train_loader))
+    evaluate = settings["eval_steps"] or settings["eval_per_epoch"]
+    dev_loader = build_loader(config, "Eval") if evaluate else None
+    resumed = None
+    if settings["resume"]:
+        resumed = resume_run(settings["resume"], paths["output_dir"], parts.model, parts.optim.optimizer, "runner",
+                             history)
+        runner.set_history_state(resumed["runner"])
+        if hasattr(train_loader.batch_sampler, "set_epoch"):  # a data-parallel sampler shuffles by epoch number
+            train_loader.batch_sampler.set_epoch(resumed["next_step"] // len(train_loader))
+        logger.info(f"[Train] resuming from {resumed['folder']} at step {resumed['next_step']}")
+    callbacks = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
+    train_eval_loader = None
+    if settings["train_accuracy"]:
+        train_eval_loader = build_loader(config, "Train", evaluation=True) if world_size() > 1 else train_loader
+    callbacks.append(RecordEpochs(history, settings["epochs"], train_eval_loader))
+    scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric)
+    if scalars is not None:
+        callbacks.append(RunnerScalars(scalars, already_written=len(runner.dev_scores)))
+    if parts.optim.scheduler is not None:
+        callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
+    checkpointer = Checkpointer(paths["output_dir"], settings["save_interval"], settings["save_unit"], history, stop,
+                                resumed)
+    callbacks.append(checkpointer)
+    try:
+        runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
+                     eval_steps=settings["eval_steps"], save_path=paths["best"], callbacks=callbacks,
+                     start_step=resumed["next_step"] if resumed else 0,
+                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0, progress=settings["progress"])
+    except NonFiniteLoss as exc:
+        last = checkpointer.latest or (find_checkpoint("auto", paths["output_dir"]) if resumed else None)
+        raise stopped_by_nan(exc, last) from None
+    if is_main_process():
+        plot_training_loss_acc(runner, os.path.join(paths["output_dir"], "training_loss_acc.png"))
+    return runner.best_score if runner.dev_scores else None
