@@ -45,7 +45,7 @@ def _train_on_a_terminal(data_dir, output_dir, *extra):
 
 def test_terminal_shows_run_and_epoch_bars_with_rate_and_time_left(data_dir, tmp_path):
     stdout, shown = _train_on_a_terminal(data_dir, tmp_path)
-    frames = shown.replace("\r", "\n").splitlines()
+    frames = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "\n", shown).splitlines()  # cursor moves and returns end a frame
     run_bars = [f for f in frames if f.startswith("train: ")]
     epoch_bars = [f for f in frames if f.startswith("epoch 0: ") or f.startswith("epoch 1: ")]
     rate = r"[\d.]+(step/s|s/step)\]"  # tqdm shows seconds per step below one step a second
