@@ -4,6 +4,8 @@ import runpy
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -19,6 +21,7 @@ def test_benchmark_prints_a_table_and_writes_json(tmp_path):
     assert row["RunnerV3 / bare"] == round(row["RunnerV3"] / row["bare loop"], 3)
 
 
+@pytest.mark.slow
 def test_loader_table_measures_every_loading_method():
     benchmark = runpy.run_path(os.path.join(ROOT, "tools", "benchmark.py"))
     rows = benchmark["loader_table"](images_per_batch=400)

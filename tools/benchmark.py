@@ -96,7 +96,8 @@ def _peak_rss_child(code):
 
     The peak is VmHWM, this process's own high-water mark: ru_maxrss would carry the parent's over fork+exec.
     """
-    script = ("import os, time, paddle\n"
+    # numpy.random before paddle: Paddle 2.6 with NumPy 2 crashes or hangs the other way round
+    script = ("import os, time\nimport numpy.random\nimport paddle\n"
               "def rss(field):\n"
               "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(field))\n"
               "base = rss('VmRSS:')\n"
