@@ -9,10 +9,10 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["paddle_cls", "paddle_cls.*"]),
     python_requires=">=3.8",
-    install_requires=["numpy", "matplotlib", "pyyaml", "visualdl", "tqdm"],
+    install_requires=["numpy", "Pillow", "matplotlib", "pyyaml", "visualdl", "tqdm"],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
         "gpu": ["paddlepaddle-gpu>=2.6"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn"],
     },
 )

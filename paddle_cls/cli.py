@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .config import dump_config, load_config
+from .data.check import check_data
 from .engine import evaluate, predict, train
 from .engine.components import build_model
 from .engine.export import export
@@ -93,3 +94,17 @@ def predict_main(argv=None):
 
     return _run(body, args)
 
+
+def check_data_main(argv=None):
+    """`tools/check_data.py`: index every split and decode every image; list all problems, exit 1 if any."""
+    args = _parser("Check a config's data: every split indexed, every image file decoded, all problems "
+                   "listed at once.").parse_args(argv)
+
+    def body(config, args):
+        problems = check_data(config)
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem(s) found" if problems else "All images decode; the data is ready to train on")
+        return 1 if problems else 0
+
+    return _run(body, args)

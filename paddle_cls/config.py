@@ -37,6 +37,7 @@ GLOBAL_DEFAULTS = {
     "amp_dtype": "float16",
     "to_static": False,
     "checkpoint": None,
+    "pretrained_model": None,
 }
 
 SECTIONS = ("Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric")
@@ -94,6 +95,8 @@ _GLOBAL_CHECKS = {
     "amp_dtype": (lambda v: v in ("float16", "bfloat16"), "float16 or bfloat16"),
     "to_static": (lambda v: isinstance(v, bool), "true or false"),
     "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
+    "pretrained_model": (lambda v: v is None or isinstance(v, str),
+                         "a .pdparams file or checkpoint folder to fine-tune from, or null"),
 }
 _LOADER_CHECKS = {
     "dataset": (lambda v: isinstance(v, dict) and "name" in v, "a mapping with a 'name' key"),

@@ -66,3 +66,13 @@ def photo_patches(labels, seed=0):
         patch = photo.crop((left, top, left + side, top + side)).resize((32, 32), Image.BILINEAR)
         patches[index] = np.asarray(patch).transpose(2, 0, 1)
     return patches
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """Real images in class folders: scikit-learn's digits as files of many kinds (see own_images.py)."""
+    from own_images import digits_folders
+
+    root = tmp_path_factory.mktemp("digits")
+    digits_folders(str(root))
+    return str(root)

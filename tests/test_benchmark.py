@@ -28,3 +28,11 @@ def test_loader_table_measures_every_loading_method():
     assert [row["method"] for row in rows] == ["course", "paddle_cls", "paddle_cls batched",
                                                "paddle_cls, uneven batches in an archive out of order"]
     assert all(row["build_s"] > 0 and row["read_images_per_s"] > 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_folder_loader_row_times_both_loaders_and_the_model():
+    benchmark = runpy.run_path(os.path.join(ROOT, "tools", "benchmark.py"))
+    rows = benchmark["folder_loader_table"](images=40, batch_size=8)
+    assert [row["loader"] for row in rows] == ["0 workers", "2 workers", "resnet18 training at 224 px"]
+    assert all(row["images_per_s"] > 0 for row in rows)

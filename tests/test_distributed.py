@@ -11,13 +11,14 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _launch(tmp_path, name, engine, data_dir, *extra, launcher=("--nproc_per_node", "2")):
+def _launch(tmp_path, name, engine, data_dir, *extra, launcher=("--nproc_per_node", "2"),
+            config="configs/mynet_cifar10.yml"):
     output_dir, log_dir = tmp_path / name, tmp_path / f"{name}-logs"
     overrides = [f"Global.data_dir={data_dir}", f"Global.output_dir={output_dir}", "Global.device=cpu",
                  f"Global.engine={engine}", "Global.epochs=2", "Global.log_steps=5", "DataLoader.Train.batch_size=16",
                  "DataLoader.Eval.batch_size=12", "DataLoader.Test.batch_size=12", *extra]
     command = [sys.executable, "-m", "paddle.distributed.launch", *launcher, "--log_dir", str(log_dir),
-               "tools/train.py", "-c", "configs/mynet_cifar10.yml"]
+               "tools/train.py", "-c", config]
     result = subprocess.run(command + [arg for o in overrides for arg in ("-o", o)], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     logs = [open(log_dir / name).read() for name in sorted(os.listdir(log_dir)) if name.startswith("workerlog")]
@@ -85,3 +86,15 @@ def test_distributed_hapi_run_resumes(tmp_path, data_dir):
     assert open(first / "checkpoints" / "latest").read().strip() == "step_00000010"  # after epoch 0
     _, resumed_logs, _ = _launch(tmp_path, "first", "hapi", data_dir, "Global.epochs=3", "Global.resume=auto")
     assert _fingerprints(resumed_logs)[0][1] == _fingerprints(straight_logs)[0][1]
+
+
+def test_two_processes_train_on_a_folder_of_images_with_loader_workers(tmp_path, digits):
+    from own_images import digits_config
+
+    digits_config(tmp_path, digits)  # writes digits.yml: MyNet on the digits folders, a 20% hold-out as dev set
+    output_dir, logs, _ = _launch(tmp_path, "folder", "runner", digits, "DataLoader.Train.num_workers=2",
+                                  config=str(tmp_path / "digits.yml"))
+    prints = _fingerprints(logs)
+    assert sorted(rank for rank, _ in prints) == ["0", "1"] and prints[0][1] == prints[1][1]
+    results = json.load(open(output_dir / "results.json"))
+    assert results["test_samples"] == 297 and results["test_accuracy"] > 0.8

@@ -1,20 +1,28 @@
 """From a config's `DataLoader` section to datasets and loaders, the same for both engines: datasets by name,
 subsets, loader settings, the samplers of a data-parallel run, and whole-batch CIFAR-10 loading."""
 import copy
+import json
+import os
 import random
 import shutil
-from typing import Optional
+import signal
+import multiprocessing
+from typing import Optional, Tuple
 
 import numpy as np
 import paddle
+from paddle.io.dataloader.collate import default_collate_fn
 
 from ..build import build
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..utils.distributed import rank, world_size
 from ..utils.logger import logger
 from . import DATASETS
 from .batched import CIFAR10BatchLoader
-from .transforms import build_transforms
+from .cifar10 import CIFAR10_LABELS
+from .folder import ImageFiles
+from .samples import base_dataset
+from .transforms import build_transforms, split_transforms
 
 _MIN_SHARED_MEMORY = 1 << 30
 
@@ -37,6 +45,9 @@ def _usable_workers(requested, where):
 def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     """The dataset of `DataLoader.<split>` (Train, Eval or Test), cut to its `subset` when one is given.
 
+    Evaluation splits (Eval, Test) use the deterministic part of their transforms; your own images' evaluation
+    splits without transforms of their own use that of the training split's.
+
     `subset: [start, stop]` takes positions start..stop-1 of a permutation of the dataset fixed by
     `Global.seed`, so Train [0, 20000] and Eval [20000, 25000] of the same dataset never overlap.
     """
@@ -46,8 +57,10 @@ def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     settings = config["Global"]
     spec = copy.deepcopy(section["dataset"])
     where = f"DataLoader.{split}.dataset"
-    if "transforms" in spec:
-        spec["transforms"] = build_transforms(spec["transforms"], f"{where}.transforms")
+    specs = split_transforms(config, split)
+    spec.pop("transform_ops", None)
+    if specs is not None:
+        spec["transforms"] = build_transforms(specs, f"{where}.transforms")
     dataset = build(DATASETS, spec, where, folder_path=settings["data_dir"], download=settings["download"])
     if "subset" in section:
         start, stop = section["subset"]
@@ -58,6 +71,46 @@ def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     if len(dataset) == 0:
         raise ConfigError(f"DataLoader.{split}: the dataset is empty")
     return dataset
+
+
+BUILTIN_CLASSES = {"CIFAR10Dataset": CIFAR10_LABELS, "Cifar10": CIFAR10_LABELS,
+                   "MNIST": tuple(str(digit) for digit in range(10))}
+CLASSES_FILE = "classes.json"
+
+
+def class_names(config: dict) -> Tuple[str, ...]:
+    """The class names the config's model is trained on, in label order.
+
+    CIFAR-10's and MNIST's are known by name; your own images' are the training dataset's (folder names or the
+    class map), checked to be the same in every split. Where the images are not at hand (predicting on
+    another machine), the `classes.json` that training wrote into `Global.output_dir` gives them.
+    """
+    name = config["DataLoader"]["Train"]["dataset"]["name"]
+    if name in BUILTIN_CLASSES:
+        return tuple(BUILTIN_CLASSES[name])
+    saved = os.path.join(config["Global"]["output_dir"], CLASSES_FILE)
+    try:
+        names = {split: tuple(base_dataset(build_dataset(config, split))[0].classes)
+                 for split in config["DataLoader"]}
+    except DataError:
+        if not os.path.isfile(saved):
+            raise
+        with open(saved, encoding="utf-8") as file:
+            return tuple(json.load(file))
+    for split, classes in names.items():
+        if classes != names["Train"]:
+            raise DataError(f"DataLoader.{split}'s classes differ from DataLoader.Train's: {list(classes)} against "
+                            f"{list(names['Train'])}; give every split the same class folders (or class map)")
+    return names["Train"]
+
+
+def data_summary(config: dict) -> str:
+    """One line saying how many samples each split got and the classes, e.g. for a hold-out of your own images."""
+    splits = [split for split in ("Train", "Eval", "Test") if split in config["DataLoader"]]
+    counts = ", ".join(f"{split} {len(build_dataset(config, split)):,}" for split in splits)
+    names = class_names(config)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"Data: {counts} samples; {len(names)} classes: {shown}"
 
 
 def loader_settings(config: dict, split: str) -> dict:
@@ -104,6 +157,64 @@ def _worker_seeder(seed):
     return seed_worker
 
 
+def _to_arrays(samples):
+    # Paddle tensors do not cross process boundaries; their values do.
+    return [np.asarray(part.numpy() if isinstance(part, paddle.Tensor) else part)
+            for part in default_collate_fn(samples)]
+
+
+_worker_dataset = None
+
+
+def quiet_worker_exit():
+    """In a forked worker: let the pool's SIGTERM end it silently (Paddle's handler prints a fatal error)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _start_worker(dataset, worker_init_fn):
+    global _worker_dataset
+    _worker_dataset = dataset
+    quiet_worker_exit()
+    paddle.set_device("cpu")  # transforms making tensors (ToTensor) must not touch a GPU from a forked process
+    # A forked child inherits the parent's CPU thread pool without its threads: a multi-threaded Paddle op
+    # (Normalize on a tensor) then waits forever. One thread per worker is what the workers need anyway.
+    paddle.base.core.set_num_threads(1)
+    if worker_init_fn is not None:
+        worker_init_fn(multiprocessing.current_process()._identity[0] - 1)
+
+
+def _read_batch(indices):
+    return _to_arrays([_worker_dataset[index] for index in indices])
+
+
+class ImageFilesLoader:
+    """Batches of your own image files, decoded in `num_workers` processes (or in this one with 0), that stop
+    the run with the file's own error when an image cannot be decoded.
+
+    `paddle.io.DataLoader` hides that error: its reading thread dies and the run waits forever, or the main
+    process only sees "Blocking queue is killed". A process pool hands the error itself back.
+    """
+
+    def __init__(self, dataset, batch_sampler, num_workers=0, worker_init_fn=None):
+        self.dataset = dataset
+        self.batch_sampler = batch_sampler
+        self.num_workers = num_workers
+        self.worker_init_fn = worker_init_fn
+
+    def __len__(self):
+        return len(self.batch_sampler)
+
+    def __iter__(self):
+        if not self.num_workers:
+            batches = (_to_arrays([self.dataset[index] for index in indices]) for indices in self.batch_sampler)
+            yield from ([paddle.to_tensor(part) for part in batch] for batch in batches)
+            return
+        context = multiprocessing.get_context("fork")
+        with context.Pool(self.num_workers, _start_worker, (self.dataset, self.worker_init_fn)) as pool:
+            for batch in pool.imap(_read_batch, iter(self.batch_sampler), chunksize=1):
+                yield [paddle.to_tensor(part) for part in batch]
+
+
 def build_loader(config: dict, split: str, evaluation: Optional[bool] = None, padded_shards: bool = False):
     """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test), for both engines.
 
@@ -119,18 +230,24 @@ def build_loader(config: dict, split: str, evaluation: Optional[bool] = None, pa
         if world_size() == 1:
             return _batch_loader(dataset, settings, section, split)
         logger.info(f"DataLoader.{split}: whole-batch loading is single-process; using paddle.io.DataLoader")
-    if world_size() == 1:
-        return paddle.io.DataLoader(dataset, worker_init_fn=worker_init, **settings)
-    evaluating = evaluation if evaluation is not None else split != "Train"
-    if evaluating and not padded_shards:
-        sampler = ShardedBatchSampler(dataset, settings["batch_size"], rank(), world_size())
-    elif evaluating:
-        sampler = paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=False)
-    else:
-        sampler = paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=settings["shuffle"],
-                                                    drop_last=settings["drop_last"])
+    sampler = _batch_sampler(dataset, settings, evaluation if evaluation is not None else split != "Train",
+                             padded_shards)
+    if isinstance(base_dataset(dataset)[0], ImageFiles):
+        return ImageFilesLoader(dataset, sampler, settings["num_workers"], worker_init)
     return paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=settings["num_workers"],
                                 worker_init_fn=worker_init)
+
+
+def _batch_sampler(dataset, settings, evaluating, padded_shards):
+    if world_size() == 1:
+        return paddle.io.BatchSampler(dataset, shuffle=settings["shuffle"], batch_size=settings["batch_size"],
+                                      drop_last=settings["drop_last"])
+    if evaluating and not padded_shards:
+        return ShardedBatchSampler(dataset, settings["batch_size"], rank(), world_size())
+    if evaluating:
+        return paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=False)
+    return paddle.io.DistributedBatchSampler(dataset, settings["batch_size"], shuffle=settings["shuffle"],
+                                             drop_last=settings["drop_last"])
 
 
 def _batch_loader(dataset, settings, section, split):

@@ -1,8 +1,8 @@
-"""Looking at a dataset's samples: the dataset under `paddle.io.Subset` wrappers, a sample as a picture, and
-the class names of a config's dataset, known without reading its files."""
+"""Looking at a dataset's samples: the dataset under `paddle.io.Subset` wrappers, and a sample as a picture."""
 import numpy as np
 
-from .cifar10 import CIFAR10_LABELS, CIFAR10Dataset
+from .cifar10 import CIFAR10Dataset
+from .folder import ImageFiles, read_image
 from .vision import MNIST, Cifar10
 
 
@@ -21,15 +21,6 @@ def base_dataset(dataset):
     return dataset, to_base
 
 
-_DATASET_LABELS = {"CIFAR10Dataset": CIFAR10_LABELS, "Cifar10": CIFAR10_LABELS,
-                   "MNIST": tuple(str(digit) for digit in range(10))}
-
-
-def config_label_names(config, split="Test"):
-    """The class names of `DataLoader.<split>.dataset`, known without reading its files."""
-    return _DATASET_LABELS[config["DataLoader"][split]["dataset"]["name"]]
-
-
 def raw_image(dataset, index):
     """Sample `index` of `dataset` as a uint8 HWC (or HW for grey) picture, before any normalisation."""
     base, to_base = base_dataset(dataset)
@@ -40,4 +31,6 @@ def raw_image(dataset, index):
         return np.reshape(base.data[index][0], (3, 32, 32)).transpose(1, 2, 0)
     if isinstance(base, MNIST):
         return np.reshape(base.images[index], (28, 28))
+    if isinstance(base, ImageFiles):
+        return np.asarray(read_image(base.samples[index][0], base.channels))
     raise TypeError(f"no picture view for {type(base).__name__}")

@@ -4,15 +4,34 @@ from dataclasses import dataclass
 import paddle
 
 from ..build import build
+from ..data.loader import BUILTIN_CLASSES, class_names
+from ..errors import ConfigError
 from ..losses import LOSSES
 from ..metrics import METRICS
 from ..models import MODELS
 from ..optim import OptimizerParts, build_optimizer
+from .finetune import FINETUNE_KEYS, prepare_finetune
 
 
 def build_model(config: dict) -> paddle.nn.Layer:
-    """The network of the `Arch` section."""
-    return build(MODELS, config["Arch"], "Arch")
+    """The network of the `Arch` section.
+
+    `num_classes: auto` is the number of classes of the data; for your own images it is also what an omitted
+    `num_classes` means, and a number that differs from the data's classes is an error naming both.
+    """
+    arch = {key: value for key, value in config["Arch"].items() if key not in FINETUNE_KEYS}
+    dataset = ((config.get("DataLoader") or {}).get("Train") or {}).get("dataset", {}).get("name")
+    wanted = arch.get("num_classes", "auto" if dataset and dataset not in BUILTIN_CLASSES else None)
+    if wanted == "auto" and not dataset:
+        raise ConfigError("Arch.num_classes: auto takes the classes of DataLoader.Train.dataset, which is missing")
+    if wanted is not None and dataset:
+        names = class_names(config)
+        if wanted == "auto":
+            arch["num_classes"] = len(names)
+        elif wanted != len(names):
+            raise ConfigError(f"Arch.num_classes: {wanted}, but the training data holds {len(names)} classes "
+                              f"({', '.join(names)}): set Arch.num_classes: {len(names)}, or auto")
+    return build(MODELS, arch, "Arch")
 
 
 def build_loss(config):
@@ -36,10 +55,11 @@ class Components:
 
 
 def build_components(config: dict) -> Components:
-    """Model, optimizer, loss and metric from the config; built before any data is read, so a config
-    mistake surfaces at once. With `Global.to_static` the model's forward is compiled by
+    """Model (with its pretrained weights, see `finetune`), optimizer, loss and metric from the config; built
+    before the training data is read, so a config mistake surfaces at once. With `Global.to_static` the model's forward is compiled by
     `paddle.jit.to_static`."""
     model = build_model(config)
+    prepare_finetune(model, config)
     if config["Global"]["to_static"]:
         model = paddle.jit.to_static(model)
     return Components(model, build_optimizer(config["Optimizer"], model.parameters()),

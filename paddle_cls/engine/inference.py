@@ -4,18 +4,18 @@ import os
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from ..build import build
-from ..data.loader import build_dataset
-from ..data.samples import config_label_names, raw_image
-from ..data.transforms import build_preprocess, load_image
+from ..data.folder import read_image
+from ..data.loader import build_dataset, class_names
+from ..data.samples import raw_image
+from ..data.transforms import build_preprocess, preprocessing_steps
 from ..errors import PaddleClsError
 from ..metrics import Accuracy, confusion_matrix
 from ..utils.logger import logger
 from ..utils.plot import plot_confusion_matrix, plot_predictions
 from ..utils.runtime import set_device
-from .export import EXPORT_DIR, InferenceModel
+from .export import EXPORT_DIR, InferenceModel, top_k
 from .trained import load_trained_model, test_model
 
 
@@ -49,7 +49,7 @@ def evaluate(config):
     model = load_trained_model(config)
     recorder = build(METRICS_RECORDING, config.get("Metric") or {"name": "Accuracy"}, "Metric")
     score, loss, _ = test_model(model, config, recorder)  # one pass gives the [Test] line and the matrix
-    names = config_label_names(config)
+    names = class_names(config)
     predictions, labels = np.concatenate(recorder.predictions), np.concatenate(recorder.targets)
     size = max(len(names), int(predictions.max()) + 1, int(labels.max()) + 1)
     matrix = confusion_matrix(labels, predictions, size)[:len(names), :len(names)]
@@ -65,12 +65,6 @@ def evaluate(config):
         json.dump(per_class, file, indent=2)
     plot_confusion_matrix(matrix, names, os.path.join(output_dir, "confusion_matrix.png"))
     return score, loss
-
-
-def _top_k(logits, names, k):
-    probabilities = F.softmax(paddle.to_tensor(logits), axis=-1).numpy()
-    order = np.argsort(-probabilities)[:k]
-    return [(names[i] if i < len(names) else str(i), float(probabilities[i])) for i in order]
 
 
 def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png", exported=False):
@@ -96,13 +90,13 @@ def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png"
         model = lambda batch: network(paddle.to_tensor(batch)).numpy()  # noqa: E731
     results, failures, pictures = [], [], []
     test_set = build_dataset(config, "Test") if indices else None
-    names = config_label_names(config)
+    names = class_names(config)
     inputs = []
     if image_paths:
-        preprocess = build_preprocess(config)
+        preprocess = build_preprocess(preprocessing_steps(config))
         for path in image_paths:
             try:
-                image = load_image(path, settings["image_shape"])
+                image = read_image(path, settings["image_shape"][0])
             except PaddleClsError as exc:
                 failures.append(str(exc))
                 continue
@@ -117,7 +111,7 @@ def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png"
     with paddle.no_grad():
         for source, label, sample, picture in inputs:
             logits = model(sample[None].astype(np.float32))[0]
-            ranked = _top_k(logits, names, topk)
+            ranked = top_k(logits, names, topk)
             truth = names[label] if label is not None else None
             results.append((source, truth, ranked))
             shown = ", ".join(f"{name} {probability:.4f}" for name, probability in ranked)

@@ -6,6 +6,8 @@ import tempfile
 import paddle
 
 from ..config import dump_config
+from ..data.folder import OWN_IMAGES
+from ..data.loader import CLASSES_FILE, class_names, data_summary
 from ..errors import ConfigError
 from ..utils.checkpoint import load_model_file, save_weights
 from ..utils.distributed import init_parallel, is_main_process, rank, world_size
@@ -63,6 +65,10 @@ def train(config: dict) -> dict:
         if main:
             with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
                 file.write(dump_config(config))
+            with open(os.path.join(output_dir, CLASSES_FILE), "w", encoding="utf-8") as file:
+                json.dump(list(class_names(config)), file, indent=1)  # they travel with the model
+        if config["DataLoader"]["Train"]["dataset"]["name"] in OWN_IMAGES:  # indexing them again is cheap
+            logger.info(data_summary(config))
         logger.info(dump_config(config))
         parallel = f", process {rank()} of {world_size()}" if world_size() > 1 else ""
         logger.info(f"paddle {paddle.__version__} on {device}{parallel}, engine {settings['engine']}, "
