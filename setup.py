@@ -7,12 +7,17 @@ setup(
     description="PaddlePaddle image classification toolkit faithful to the nndl course tutorials",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["paddle_cls", "paddle_cls.*"]),
+    # The shipped configs live in configs/ of the clone and install as paddle_cls/configs/ (`-c resnet18`).
+    packages=find_packages(include=["paddle_cls", "paddle_cls.*"]) + ["paddle_cls.configs"],
+    package_dir={"paddle_cls.configs": "configs"},
+    package_data={"paddle_cls.configs": ["*.yml"]},
     python_requires=">=3.8",
     install_requires=["numpy", "Pillow", "matplotlib", "pyyaml", "visualdl", "tqdm"],
+    entry_points={"console_scripts": ["paddle-cls = paddle_cls.cli:main"]},
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
-        "gpu": ["paddlepaddle-gpu>=2.6"],
+        # paddlepaddle-gpu on PyPI is 2.6, which crashes under NumPy 2 when paddle is imported before numpy.random
+        "gpu": ["paddlepaddle-gpu>=2.6", "numpy<2"],
         "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn"],
     },
 )

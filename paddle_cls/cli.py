@@ -1,9 +1,10 @@
-"""The command line behind `tools/*.py`: `-c CONFIG` and repeated `-o Section.key=value`, plus each tool's own
-switches. A user error (bad config, missing data or model file) prints one line and exits with status 2."""
+"""The command line: `paddle-cls COMMAND` (or `python -m paddle_cls COMMAND`) and `tools/*.py`, taking `-c CONFIG`
+(a file, or the name of a shipped config) and repeated `-o Section.key=value`, plus each command's own switches.
+A user error (bad config, missing data or model file) prints one line and exits with status 2."""
 import argparse
 import sys
 
-from .config import dump_config, load_config
+from .config import dump_config, load_config, shipped_configs, shipped_configs_dir
 from .data.check import check_data
 from .engine import evaluate, predict, train
 from .engine.components import build_model
@@ -12,9 +13,10 @@ from .errors import PaddleClsError, TrainingInterrupted
 from .models import print_summary
 
 
-def _parser(description):
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("-c", "--config", required=True, help="YAML config, e.g. configs/resnet18.yml")
+def _parser(description, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-c", "--config", required=True,
+                        help="a YAML config file, or a shipped config's name (resnet18; see `paddle-cls configs`)")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="Section.key=value",
                         help="override a config value (parsed as YAML); repeatable")
     return parser
@@ -31,9 +33,9 @@ def _run(body, args):
         return 2
 
 
-def train_main(argv=None):
-    """`tools/train.py`: train, then test the best model."""
-    parser = _parser("Train a model from a config, then test the best model.")
+def train_main(argv=None, prog=None):
+    """`paddle-cls train`, `tools/train.py`: train, then test the best model."""
+    parser = _parser("Train a model from a config, then test the best model.", prog)
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--summary", action="store_true",
                         help="print the model's layer-by-layer output and parameter shapes and exit")
@@ -52,9 +54,9 @@ def train_main(argv=None):
     return _run(body, args)
 
 
-def _config_only(description, command, argv):
+def _config_only(description, command, argv, prog):
     # A tool whose only arguments are -c and -o: run `command(config)`.
-    args = _parser(description).parse_args(argv)
+    args = _parser(description, prog).parse_args(argv)
 
     def body(config, args):
         command(config)
@@ -63,20 +65,22 @@ def _config_only(description, command, argv):
     return _run(body, args)
 
 
-def eval_main(argv=None):
-    """`tools/eval.py`: the test accuracy and loss of a saved model, per class, with a confusion matrix."""
-    return _config_only("Evaluate a saved model on the test split.", evaluate, argv)
+def eval_main(argv=None, prog=None):
+    """`paddle-cls eval`, `tools/eval.py`: the test accuracy and loss of a saved model, per class, with a
+    confusion matrix."""
+    return _config_only("Evaluate a saved model on the test split.", evaluate, argv, prog)
 
 
-def export_main(argv=None):
-    """`tools/export.py`: write a Paddle inference model of the trained weights, with its preprocessing."""
+def export_main(argv=None, prog=None):
+    """`paddle-cls export`, `tools/export.py`: write a Paddle inference model of the trained weights, with its
+    preprocessing."""
     return _config_only("Export the trained model (Global.checkpoint or the best model) for paddle.inference.",
-                        export, argv)
+                        export, argv, prog)
 
 
-def predict_main(argv=None):
-    """`tools/predict.py`: classify image files and test-split samples with a saved model."""
-    parser = _parser("Classify image files (PNG, JPG, ...) or test-split samples with a saved model.")
+def predict_main(argv=None, prog=None):
+    """`paddle-cls predict`, `tools/predict.py`: classify image files and test-split samples with a saved model."""
+    parser = _parser("Classify image files (PNG, JPG, ...) or test-split samples with a saved model.", prog)
     parser.add_argument("images", nargs="*", help="image files")
     parser.add_argument("--index", type=int, action="append", default=[], help="a test-split sample; repeatable")
     parser.add_argument("--topk", type=int, default=3, help="how many labels to show for each image")
@@ -95,10 +99,11 @@ def predict_main(argv=None):
     return _run(body, args)
 
 
-def check_data_main(argv=None):
-    """`tools/check_data.py`: index every split and decode every image; list all problems, exit 1 if any."""
+def check_data_main(argv=None, prog=None):
+    """`paddle-cls check-data`, `tools/check_data.py`: index every split and decode every image; list all
+    problems, exit 1 if any."""
     args = _parser("Check a config's data: every split indexed, every image file decoded, all problems "
-                   "listed at once.").parse_args(argv)
+                   "listed at once.", prog).parse_args(argv)
 
     def body(config, args):
         problems = check_data(config)
@@ -108,3 +113,38 @@ def check_data_main(argv=None):
         return 1 if problems else 0
 
     return _run(body, args)
+
+
+def configs_main(argv=None, prog=None):
+    """`paddle-cls configs`: the shipped configs, each with the source it follows."""
+    argparse.ArgumentParser(prog=prog, description="List the shipped configs (use them as -c NAME).").parse_args(argv)
+    print(f"shipped configs, in {shipped_configs_dir()}:")
+    for name, source in shipped_configs().items():
+        print(f"{name:<18} {source}")
+    return 0
+
+
+def benchmark_main(argv=None, prog=None):
+    """`paddle-cls benchmark`: training, loading and inference speed on this machine, as tables."""
+    from .benchmarks import main as benchmark  # measuring code, loaded only when asked for
+
+    return benchmark(argv, prog)
+
+
+COMMANDS = {"train": train_main, "eval": eval_main, "predict": predict_main, "export": export_main,
+            "check-data": check_data_main, "configs": configs_main, "benchmark": benchmark_main}
+
+
+def main(argv=None):
+    """`paddle-cls COMMAND ...` and `python -m paddle_cls COMMAND ...`: one command per tool."""
+    import paddle
+
+    from . import __version__
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="paddle-cls", description="Image classification with PaddlePaddle: "
+                                     "train, evaluate, predict, export; `paddle-cls COMMAND -h` for each.")
+    parser.add_argument("--version", action="version", version=f"paddle_cls {__version__}, paddle {paddle.__version__}")
+    parser.add_argument("command", choices=list(COMMANDS))
+    args = parser.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+    return COMMANDS[args.command](argv[1:], prog=f"paddle-cls {args.command}")

@@ -6,6 +6,7 @@ are built (see `build.py`). `Global` and `DataLoader` keys are checked here.
 """
 import copy
 import difflib
+import os
 import re
 
 import yaml
@@ -178,16 +179,50 @@ def validate(config, source="config"):
         raise ConfigError("evaluation is asked for (Global.eval_steps or eval_per_epoch) but DataLoader.Eval is missing")
 
 
+def shipped_configs_dir() -> str:
+    """The folder of the configs shipped with the package: `paddle_cls/configs` when installed from a wheel,
+    the clone's `configs/` when run from the source tree (or installed with `pip install -e`)."""
+    installed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def shipped_configs() -> dict:
+    """Shipped config name -> its first comment line (the source it follows)."""
+    folder, found = shipped_configs_dir(), {}
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".yml"):
+            with open(os.path.join(folder, name), encoding="utf-8") as file:
+                found[name[:-4]] = file.readline().lstrip("#").strip()
+    return found
+
+
+def find_config(path: str) -> str:
+    """The config file `-c path` means: the file itself (or `path.yml`) when it exists, as a config of your own
+    always wins; else the shipped config of that name (`resnet18`, `resnet18.yml` or `configs/resnet18.yml`)."""
+    for own in (path, f"{path}.yml"):
+        if os.path.isfile(own):
+            return own
+    name = os.path.basename(path)
+    shipped = os.path.join(shipped_configs_dir(), name if name.endswith(".yml") else f"{name}.yml")
+    if os.path.isfile(shipped):
+        return shipped
+    raise ConfigError(f"config file {path} not found, and no shipped config is named {name!r} "
+                      f"(shipped: {', '.join(shipped_configs())}; `paddle-cls configs` lists them)")
+
+
 def load_config(path, overrides=()):
     """Read a YAML config, apply `-o` overrides, fill Global defaults and check it.
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or the name of a shipped config (see `find_config`).
         overrides: strings `Section.key=value`; values are parsed as YAML (`5`, `true`, `[1, 2]`, `null`).
 
     Returns:
         The config as nested dicts.
     """
+    path = find_config(path)
     try:
         with open(path, encoding="utf-8") as file:
             config = _parse_yaml(file)

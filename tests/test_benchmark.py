@@ -1,10 +1,11 @@
 import json
 import os
-import runpy
 import subprocess
 import sys
 
 import pytest
+
+from paddle_cls.benchmarks.loading import folder_loader_table, loader_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,8 +24,7 @@ def test_benchmark_prints_a_table_and_writes_json(tmp_path):
 
 @pytest.mark.slow
 def test_loader_table_measures_every_loading_method():
-    benchmark = runpy.run_path(os.path.join(ROOT, "tools", "benchmark.py"))
-    rows = benchmark["loader_table"](images_per_batch=400)
+    rows = loader_table(images_per_batch=400)
     assert [row["method"] for row in rows] == ["course", "paddle_cls", "paddle_cls batched",
                                                "paddle_cls, uneven batches in an archive out of order"]
     assert all(row["build_s"] > 0 and row["read_images_per_s"] > 0 for row in rows)
@@ -32,7 +32,6 @@ def test_loader_table_measures_every_loading_method():
 
 @pytest.mark.slow
 def test_folder_loader_row_times_both_loaders_and_the_model():
-    benchmark = runpy.run_path(os.path.join(ROOT, "tools", "benchmark.py"))
-    rows = benchmark["folder_loader_table"](images=40, batch_size=8)
+    rows = folder_loader_table(images=40, batch_size=8)
     assert [row["loader"] for row in rows] == ["0 workers", "2 workers", "resnet18 training at 224 px"]
     assert all(row["images_per_s"] > 0 for row in rows)

@@ -1,4 +1,5 @@
-"""The package's rooms stay as the README's Layout draws them: no import cycles, small modules, no tools inside."""
+"""The package's rooms stay as the README's Layout draws them: no import cycles, small modules, and the
+benchmarks beside the library (only the command line reaches them)."""
 import ast
 import os
 
@@ -76,6 +77,9 @@ def test_modules_stay_small(module):
     assert lines <= 300, f"{module} has {lines} lines: split it by job"
 
 
-def test_the_benchmark_is_a_tool_not_part_of_the_library():
-    assert "paddle_cls.benchmark" not in _modules()
+def test_the_library_never_imports_the_benchmarks():
+    modules = _modules()
+    users = sorted(m for m, p in modules.items() if not m.startswith("paddle_cls.benchmarks") and m != "paddle_cls.cli"
+                   and any(t.startswith("paddle_cls.benchmarks") for t in _imports(m, p, modules)))
+    assert "paddle_cls.benchmarks" in modules and users == []
     assert os.path.isfile(os.path.join(os.path.dirname(PACKAGE), "tools", "benchmark.py"))

@@ -1,0 +1,92 @@
+"""Measuring training, data loading and (later) inference speed on the machine at hand, printed as tables:
+`paddle-cls benchmark` or `python tools/benchmark.py` [--quick] [--json PATH].
+
+Side by side: the engines against a bare loop, the data path, CPU threads, data parallel. Everything is
+measured in the one run; nothing here is asserted by the test suite, and nothing in the library imports it.
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+
+import paddle
+
+from ..utils.logger import logger
+from ..utils.runtime import default_cpu_threads
+from .loading import folder_loader_table, loader_table
+from .training import ENGINES, MODEL_INPUTS, images_per_second, launch_workers, memory_growth
+
+
+def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch_size=32, quick=False):
+    """Measure everything and return the results as a dict (see `format_table`)."""
+    on_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    paddle.set_device("gpu:0" if on_gpu else "cpu")
+    threads = default_cpu_threads()
+    if not on_gpu:
+        paddle.base.core.set_num_threads(threads)
+    results = {"machine": {"python": platform.python_version(), "paddle": paddle.__version__,
+                           "device": "gpu:0" if on_gpu else f"cpu, {threads} threads", "cores": os.cpu_count()},
+               "engines": []}
+    for name in models:
+        row = {"model": name}
+        for engine in ENGINES:
+            row[engine] = round(images_per_second(name, engine, steps, batch_size), 1)
+        for engine in ("RunnerV3", "hapi fit"):
+            row[f"{engine} / bare"] = round(row[engine] / row["bare loop"], 3)
+        results["engines"].append(row)
+    if quick:
+        return results
+    results["loader"] = loader_table()
+    results["folder_loader"] = folder_loader_table()
+    results["memory_mb_after_each_epoch"] = memory_growth()
+    if not on_gpu:
+        paddle.base.core.set_num_threads(1)
+        one = images_per_second("Model_ResNet18", "bare loop", steps, batch_size, repeats=1)
+        paddle.base.core.set_num_threads(threads)
+        default = images_per_second("Model_ResNet18", "bare loop", steps, batch_size, repeats=1)
+        parallel = launch_workers(2, steps, batch_size)
+        results["cpu_scaling"] = {"1 thread": round(one, 1), f"default ({threads} threads)": round(default, 1),
+                                  "2 data-parallel processes": round(parallel, 1),
+                                  "default / 1 thread": round(default / one, 2),
+                                  "2 processes / 1 thread": round(parallel / one, 2)}
+    return results
+
+
+def format_table(results):
+    """The results as plain-text tables."""
+    lines = [f"paddle {results['machine']['paddle']} on {results['machine']['device']}", "",
+             "training images/s"]
+    header = ["model", *ENGINES, "RunnerV3 / bare", "hapi fit / bare"]
+    lines.append(" | ".join(f"{h:>16}" for h in header))
+    for row in results["engines"]:
+        lines.append(" | ".join(f"{row[h]:>16}" for h in header))
+    if "loader" in results:
+        lines += ["", "the 40,000-image CIFAR-10 train split: building it, then one shuffled pass in batches of 64"]
+        lines += [f"{row['method']:>18}: peak {row['peak_mb']} MB over import paddle, built in {row['build_s']} s, "
+                  f"read at {row['read_images_per_s']} images/s" for row in results["loader"]]
+        lines += ["", "your own images: 400x300 JPEGs through configs/imagefolder.yml's training loader, images/s"]
+        lines += [f"{row['loader']:>28}: {row['images_per_s']}" for row in results["folder_loader"]]
+        lines += ["", f"RSS after each of 5 epochs (MB): {results['memory_mb_after_each_epoch']}"]
+    if "cpu_scaling" in results:
+        lines += ["", "Model_ResNet18 on CPU, images/s"]
+        lines += [f"{key:>28}: {value}" for key, value in results["cpu_scaling"].items()]
+    return "\n".join(lines)
+
+
+def main(argv=None, prog=None):
+    """`paddle-cls benchmark [--quick] [--steps N] [--batch-size B] [--json PATH]`."""
+    parser = argparse.ArgumentParser(prog=prog, description="Measure training and data-loading speed; print a table.")
+    parser.add_argument("--steps", type=int, default=20, help="timed batches per measurement")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--models", nargs="+", default=list(MODEL_INPUTS), choices=list(MODEL_INPUTS))
+    parser.add_argument("--quick", action="store_true", help="engines only (no loader, memory or scaling runs)")
+    parser.add_argument("--json", default="benchmark.json", help="where to write the results")
+    args = parser.parse_args(argv)
+    logger.setLevel(logging.WARNING)  # RunnerV3's own lines would drown the table
+    results = run(args.models, args.steps, args.batch_size, args.quick)
+    print(format_table(results))
+    with open(args.json, "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=2)
+    print(f"\nwritten to {args.json}")
+    return 0

@@ -1,0 +1,127 @@
+"""Data-loading speed: building CIFAR-10's training split (ours against the course's method), and a folder of
+your own JPEG images through the image-file loader."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .training import images_per_second
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _peak_rss_child(code):
+    """Run `code` in a fresh Python; return (its peak RSS over the RSS after `import paddle` in MB, seconds to
+    build the split, seconds to read it). `code` sets `built = time.perf_counter()` once the split is built.
+
+    The peak is VmHWM, this process's own high-water mark: ru_maxrss would carry the parent's over fork+exec.
+    """
+    # numpy.random before paddle: Paddle 2.6 with NumPy 2 crashes or hangs the other way round
+    script = ("import os, time\nimport numpy.random\nimport paddle\n"
+              "def rss(field):\n"
+              "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(field))\n"
+              "base = rss('VmRSS:')\n"
+              "start = time.perf_counter()\n" + code +
+              "\nprint((rss('VmHWM:') - base) / 1024, built - start, time.perf_counter() - built)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env).stdout
+    return tuple(float(value) for value in out.split()[-3:])
+
+
+def loader_table(images_per_batch=10000):
+    """Building the 40,000-image training split: ours against the course's method (same files)."""
+    from paddle_cls.data.synthetic import write_cifar10
+
+    root = tempfile.mkdtemp(prefix="cifar-bench-")
+    # Batches of unequal length, packed with data_batch_4 first: the archive is read in one pass and its
+    # blocks put in order in place.
+    sizes = {f"data_batch_{i}": images_per_batch + offset for i, offset in zip(range(1, 5), (-120, 340, -300, 80))}
+    sizes.update(data_batch_5=images_per_batch, test_batch=images_per_batch)
+    archive = write_cifar10(tempfile.mkdtemp(prefix="cifar-bench-uneven-"), sizes, archive=True,
+                            archive_order=("data_batch_4", "data_batch_3", "data_batch_2", "data_batch_1",
+                                           "data_batch_5", "test_batch", "batches.meta"))
+    folder = write_cifar10(root, images_per_batch)
+    # The course's method (float64 scaling, repeated concatenation, per-sample Normalize); only pickle.load is
+    # swapped for the restricted unpickler, which reads the same arrays.
+    course = (
+        "import numpy as np, os\n"
+        "from paddle_cls.utils.safe_pickle import safe_load\n"
+        "from paddle.vision.transforms import Normalize\n"
+        "def load(batch_id):\n"
+        f"    with open(os.path.join({folder!r}, 'data_batch_%d' % batch_id), 'rb') as f:\n"
+        "        batch = safe_load(f, 'batch', encoding='latin1')\n"
+        "    return np.array(batch['data'].reshape((len(batch['data']), 3, 32, 32)) / 255., dtype='float32'), np.array(batch['labels'])\n"
+        "imgs, labels = load(1)\n"
+        "for i in range(2, 5):\n"
+        "    b, l = load(i); imgs, labels = np.concatenate([imgs, b]), np.concatenate([labels, l])\n"
+        "t = Normalize(mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010], data_format='CHW')\n"
+        "class Course(paddle.io.Dataset):\n"
+        "    def __getitem__(self, i):\n        return t(imgs[i]), labels[i]\n"
+        "    def __len__(self):\n        return len(imgs)\n"
+        "built = time.perf_counter()\n"
+        "for batch in paddle.io.DataLoader(Course(), batch_size=64, shuffle=True):\n    pass\n"
+    )
+    ours = (
+        "from paddle_cls import CIFAR10Dataset\n"
+        f"d = CIFAR10Dataset({folder!r}, 'train')\n"
+        "built = time.perf_counter()\n"
+        "for batch in paddle.io.DataLoader(d, batch_size=64, shuffle=True):\n    pass\n"
+    )
+    uneven = (
+        "from paddle_cls import CIFAR10Dataset\n"
+        f"d = CIFAR10Dataset({archive!r}, 'train')\n"
+        "built = time.perf_counter()\n"
+        "for batch in paddle.io.DataLoader(d, batch_size=64, shuffle=True):\n    pass\n"
+    )
+    batched = (
+        "from paddle_cls import CIFAR10Dataset\n"
+        "from paddle_cls.data.batched import CIFAR10BatchLoader\n"
+        f"d = CIFAR10Dataset({folder!r}, 'train')\n"
+        "built = time.perf_counter()\n"
+        "for images, labels in CIFAR10BatchLoader(d, 64, shuffle=True):\n    pass\n"
+    )
+    rows = []
+    for label, code in (("course", course), ("paddle_cls", ours), ("paddle_cls batched", batched),
+                        ("paddle_cls, uneven batches in an archive out of order", uneven)):
+        peak, build_seconds, read_seconds = _peak_rss_child(code)
+        rows.append({"method": label, "peak_mb": round(peak), "build_s": round(build_seconds, 2),
+                     "read_images_per_s": round(4 * images_per_batch / read_seconds)})
+    return rows
+
+
+def folder_loader_table(images=160, batch_size=32, workers=(0, 2)):
+    """Your own images: JPEG photos (400x300) through configs/imagefolder.yml's training loader (decode,
+    RandomResizedCrop 224, flip, colour jitter, normalise) with 0 and 2 workers, beside resnet18's training
+    speed at 224 px, to show which of the two is the bottleneck."""
+    import matplotlib
+    from PIL import Image
+
+    from ..config import load_config
+    from ..data.loader import build_loader
+
+    root = tempfile.mkdtemp(prefix="folder-bench-")
+    photo = Image.open(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data",
+                                    "grace_hopper.jpg")).convert("RGB")
+    rng = np.random.RandomState(0)
+    width, height = photo.size
+    for index in range(images):
+        left, top = rng.randint(width // 4), rng.randint(height // 4)
+        folder = os.path.join(root, "train", f"class{index % 4}")
+        os.makedirs(folder, exist_ok=True)
+        photo.crop((left, top, left + 3 * width // 4, top + 3 * height // 4)).resize((400, 300)).save(
+            os.path.join(folder, f"{index}.jpg"), quality=90)
+    rows = []
+    for count in workers:
+        config = load_config("imagefolder", [f"Global.data_dir={root}", f"DataLoader.Train.num_workers={count}",
+                                           f"DataLoader.Train.batch_size={batch_size}"])
+        loader = build_loader(config, "Train")
+        start, seen = time.perf_counter(), 0
+        for batch_images, _ in loader:
+            seen += batch_images.shape[0]
+        rows.append({"loader": f"{count} workers", "images_per_s": round(seen / (time.perf_counter() - start), 1)})
+    model_speed = images_per_second("resnet18", "bare loop", 2, 16, warmup=1, repeats=1, shape=[3, 224, 224])
+    rows.append({"loader": "resnet18 training at 224 px", "images_per_s": round(model_speed, 1)})
+    return rows
