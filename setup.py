@@ -18,6 +18,7 @@ setup(
         "cpu": ["paddlepaddle>=2.6"],
         # paddlepaddle-gpu on PyPI is 2.6, which crashes under NumPy 2 when paddle is imported before numpy.random
         "gpu": ["paddlepaddle-gpu>=2.6", "numpy<2"],
+        "onnx": ["paddle2onnx>=2.1", "onnxruntime"],  # export --onnx and the onnxruntime engine (Paddle 3)
         "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn"],
     },
 )

@@ -9,6 +9,7 @@ from .data.check import check_data
 from .engine import evaluate, predict, train
 from .engine.components import build_model
 from .engine.export import export
+from .engine.predictor import ENGINES
 from .errors import PaddleClsError, TrainingInterrupted
 from .models import print_summary
 
@@ -54,28 +55,37 @@ def train_main(argv=None, prog=None):
     return _run(body, args)
 
 
-def _config_only(description, command, argv, prog):
-    # A tool whose only arguments are -c and -o: run `command(config)`.
-    args = _parser(description, prog).parse_args(argv)
-
-    def body(config, args):
-        command(config)
-        return 0
-
-    return _run(body, args)
+def _engine_option(parser):
+    parser.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
+                        help="dygraph: the Python model; inference, onnxruntime: the export (tools/export.py); "
+                             "auto (default): the fastest engine export verified for these weights, else dygraph")
 
 
 def eval_main(argv=None, prog=None):
     """`paddle-cls eval`, `tools/eval.py`: the test accuracy and loss of a saved model, per class, with a
     confusion matrix."""
-    return _config_only("Evaluate a saved model on the test split.", evaluate, argv, prog)
+    parser = _parser("Evaluate a saved model on the test split.", prog)
+    _engine_option(parser)
+    args = parser.parse_args(argv)
+
+    def body(config, args):
+        evaluate(config, args.engine)
+
+    return _run(body, args)
 
 
 def export_main(argv=None, prog=None):
-    """`paddle-cls export`, `tools/export.py`: write a Paddle inference model of the trained weights, with its
-    preprocessing."""
-    return _config_only("Export the trained model (Global.checkpoint or the best model) for paddle.inference.",
-                        export, argv, prog)
+    """`paddle-cls export`, `tools/export.py`: write a Paddle inference model of the trained weights (and with
+    --onnx an ONNX model), with its preprocessing, each checked against the trained model."""
+    parser = _parser("Export the trained model (Global.checkpoint or the best model) for paddle.inference, "
+                     "checked against it on test images.", prog)
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx (needs paddle_cls[onnx])")
+    args = parser.parse_args(argv)
+
+    def body(config, args):
+        export(config, onnx=args.onnx)
+
+    return _run(body, args)
 
 
 def predict_main(argv=None, prog=None):
@@ -84,14 +94,15 @@ def predict_main(argv=None, prog=None):
     parser.add_argument("images", nargs="*", help="image files")
     parser.add_argument("--index", type=int, action="append", default=[], help="a test-split sample; repeatable")
     parser.add_argument("--topk", type=int, default=3, help="how many labels to show for each image")
-    parser.add_argument("--inference", action="store_true",
-                        help="run the model exported by tools/export.py through paddle.inference")
+    _engine_option(parser)
+    parser.add_argument("--inference", action="store_true", help="the same as --engine inference")
     args = parser.parse_args(argv)
     if not args.images and not args.index:
         parser.error("give image files and/or --index N")
 
     def body(config, args):
-        _, failures = predict(config, args.images, args.index, args.topk, exported=args.inference)
+        engine = "inference" if args.inference else args.engine
+        _, failures = predict(config, args.images, args.index, args.topk, engine=engine)
         for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
         return 2 if failures else 0

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from paddle_cls.benchmarks.inference import inference_table
 from paddle_cls.benchmarks.loading import folder_loader_table, loader_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,3 +36,13 @@ def test_folder_loader_row_times_both_loaders_and_the_model():
     rows = folder_loader_table(images=40, batch_size=8)
     assert [row["loader"] for row in rows] == ["0 workers", "2 workers", "resnet18 training at 224 px"]
     assert all(row["images_per_s"] > 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_inference_table_times_every_engine_against_dygraph():
+    rows = inference_table("LeNet", (1, 28, 28), batches=(8, 1), repeats=1, images_per_timing=16)
+    assert [row["batch"] for row in rows] == [8, 1]
+    for row in rows:
+        assert row["dygraph"] > 0 and row["inference + oneDNN"] > 0
+        assert row["inference + oneDNN / dygraph"] == round(row["inference + oneDNN"] / row["dygraph"], 2)
+        assert isinstance(row["onnxruntime"], (float, str))  # a speed, or why it could not run

@@ -73,7 +73,8 @@ def test_predict_without_a_model_is_a_clear_error(tmp_path, capsys):
 
 
 def test_export_runs_through_paddle_inference_with_the_same_logits(trained, data_dir):
-    from paddle_cls.engine.export import InferenceModel, export
+    from paddle_cls.engine.export import export
+    from paddle_cls.engine.predictor import InferenceModel
     from paddle_cls.engine.trained import load_trained_model
     import paddle
 
@@ -93,7 +94,8 @@ def test_predict_with_the_exported_model_agrees(trained, capsys):
 
     output_dir, args = trained
     assert export_main(["-c", "configs/mynet_cifar10.yml", *args]) == 0
-    assert predict_main(["-c", "configs/mynet_cifar10.yml", *args, "--index", "0", "--index", "1"]) == 0
+    assert predict_main(["-c", "configs/mynet_cifar10.yml", *args, "--index", "0", "--index", "1",
+                         "--engine", "dygraph"]) == 0
     dynamic = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test[")]
     assert predict_main(["-c", "configs/mynet_cifar10.yml", *args, "--index", "0", "--index", "1", "--inference"]) == 0
     exported = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test[")]

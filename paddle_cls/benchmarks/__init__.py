@@ -1,4 +1,4 @@
-"""Measuring training, data loading and (later) inference speed on the machine at hand, printed as tables:
+"""Measuring training, data loading and inference speed on the machine at hand, printed as tables:
 `paddle-cls benchmark` or `python tools/benchmark.py` [--quick] [--json PATH].
 
 Side by side: the engines against a bare loop, the data path, CPU threads, data parallel. Everything is
@@ -14,6 +14,7 @@ import paddle
 
 from ..utils.logger import logger
 from ..utils.runtime import default_cpu_threads
+from .inference import inference_table
 from .loading import folder_loader_table, loader_table
 from .training import ENGINES, MODEL_INPUTS, images_per_second, launch_workers, memory_growth
 
@@ -37,6 +38,7 @@ def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch
         results["engines"].append(row)
     if quick:
         return results
+    results["inference"] = inference_table()
     results["loader"] = loader_table()
     results["folder_loader"] = folder_loader_table()
     results["memory_mb_after_each_epoch"] = memory_growth()
@@ -68,6 +70,11 @@ def format_table(results):
         lines += ["", "your own images: 400x300 JPEGs through configs/imagefolder.yml's training loader, images/s"]
         lines += [f"{row['loader']:>28}: {row['images_per_s']}" for row in results["folder_loader"]]
         lines += ["", f"RSS after each of 5 epochs (MB): {results['memory_mb_after_each_epoch']}"]
+    if "inference" in results:
+        lines += ["", "resnet18 inference (10 classes, 3x32x32), images/s and ratio to dygraph"]
+        for row in results["inference"]:
+            lines.append(f"batch {row['batch']:>3}: " + ", ".join(
+                f"{key} {value}" for key, value in row.items() if key != "batch"))
     if "cpu_scaling" in results:
         lines += ["", "Model_ResNet18 on CPU, images/s"]
         lines += [f"{key:>28}: {value}" for key, value in results["cpu_scaling"].items()]

@@ -10,13 +10,14 @@ from ..data.folder import read_image
 from ..data.loader import build_dataset, class_names
 from ..data.samples import raw_image
 from ..data.transforms import build_preprocess, preprocessing_steps
-from ..errors import PaddleClsError
+from ..errors import CheckpointError, PaddleClsError
 from ..metrics import Accuracy, confusion_matrix
 from ..utils.logger import logger
 from ..utils.plot import plot_confusion_matrix, plot_predictions
 from ..utils.runtime import set_device
-from .export import EXPORT_DIR, InferenceModel, top_k
-from .trained import load_trained_model, test_model
+from .export import EXPORT_DIR
+from .predictor import choose_engine, exported_model, read_export_info, top_k
+from .trained import load_trained_model, test_model, trained_weights_path
 
 
 class _RecordingAccuracy(Accuracy):
@@ -39,14 +40,52 @@ class _RecordingAccuracy(Accuracy):
 METRICS_RECORDING = {"Accuracy": _RecordingAccuracy}
 
 
-def evaluate(config):
+class _ExportAsLayer:
+    """An exported model where RunnerV3 expects a layer: tensors in, logits tensor out."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def eval(self):
+        return self
+
+    def __call__(self, images):
+        return paddle.to_tensor(self.run(images.numpy()))
+
+
+def _listed(names):
+    return ", ".join(names[:5]) + (f" ... ({len(names)} in all)" if len(names) > 5 else "")
+
+
+def trained_model(config, engine="auto"):
+    """The trained model run by `engine` (dygraph, inference, onnxruntime, or auto: see
+    `predictor.choose_engine`), as a layer: a tensor [N, C, H, W] in, its logits out."""
+    settings = config["Global"]
+    folder = os.path.join(settings["output_dir"], EXPORT_DIR)
+    engine = choose_engine(engine, folder, trained_weights_path(config))
+    if engine == "dygraph":
+        return load_trained_model(config)
+    set_device(settings["device"], settings["num_threads"])
+    info = read_export_info(folder)
+    names, shape = list(class_names(config)), settings["image_shape"]
+    if info["label_names"] != names or list(info["input_shape"]) != list(shape):
+        raise CheckpointError(f"the export in {folder} was made for another config: its classes are "
+                              f"{_listed(info['label_names'])}, input {info['input_shape']}; this config's are "
+                              f"{_listed(names)}, input {shape}. Export again with `paddle-cls export -c CONFIG`")
+    logger.info(f"Running the export in {folder} with {engine}")
+    return _ExportAsLayer(exported_model(folder, engine, settings["num_threads"]))
+
+
+def evaluate(config, engine="auto"):
     """Evaluate a saved model on the test split: the course's `[Test]` line, then the accuracy of each class
     and a confusion-matrix figure (`confusion_matrix.png` and `per_class_accuracy.json` in `Global.output_dir`).
+
+    `engine`: dygraph, inference or onnxruntime (the last two run the export), or auto (see `trained_model`).
 
     Returns:
         `(accuracy, loss)`.
     """
-    model = load_trained_model(config)
+    model = trained_model(config, engine)
     recorder = build(METRICS_RECORDING, config.get("Metric") or {"name": "Accuracy"}, "Metric")
     score, loss, _ = test_model(model, config, recorder)  # one pass gives the [Test] line and the matrix
     names = class_names(config)
@@ -67,27 +106,22 @@ def evaluate(config):
     return score, loss
 
 
-def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png", exported=False):
+def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png", engine="auto"):
     """Classify image files (any size and mode, converted to the model's input) and test-split samples.
 
     Prints the top-k labels with their probabilities for each, and saves a figure of the pictures with their
     true (where known) and predicted labels into `Global.output_dir`. A file that cannot be read is reported
     and skipped; the others are still classified.
 
-    With `exported`, the model exported by `tools/export.py` runs through `paddle.inference` instead of the
-    dynamic model.
+    `engine`: dygraph, inference or onnxruntime (the last two run the export), or auto (see `trained_model`).
 
     Returns:
         `(results, failures)`: a list of `(source, true label or None, [(label, probability), ...])` and a
         list of error messages.
     """
     settings = config["Global"]
-    if exported:
-        set_device(settings["device"], settings["num_threads"])
-        model = InferenceModel(os.path.join(settings["output_dir"], EXPORT_DIR))
-    else:
-        network = load_trained_model(config)
-        model = lambda batch: network(paddle.to_tensor(batch)).numpy()  # noqa: E731
+    network = trained_model(config, engine)
+    model = lambda batch: network(paddle.to_tensor(batch)).numpy()  # noqa: E731
     results, failures, pictures = [], [], []
     test_set = build_dataset(config, "Test") if indices else None
     names = class_names(config)

@@ -15,10 +15,16 @@ from .runner import RunnerV3
 BEST_MODEL = "best_model.pdparams"
 
 
+def trained_weights_path(config: dict) -> str:
+    """`Global.checkpoint`, else the best model in `Global.output_dir`."""
+    settings = config["Global"]
+    return settings["checkpoint"] or os.path.join(settings["output_dir"], BEST_MODEL)
+
+
 def load_trained_model(config: dict) -> paddle.nn.Layer:
     """The config's model with the weights of `Global.checkpoint`, else the best model in `Global.output_dir`."""
     settings = config["Global"]
-    checkpoint = settings["checkpoint"] or os.path.join(settings["output_dir"], BEST_MODEL)
+    checkpoint = trained_weights_path(config)
     if not os.path.isfile(checkpoint):
         raise CheckpointError(f"no model file at {checkpoint}: train first (tools/train.py -c CONFIG) "
                               "or name one with -o Global.checkpoint=PATH")
