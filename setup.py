@@ -10,7 +10,7 @@ setup(
     # The shipped configs live in configs/ of the clone and install as paddle_cls/configs/ (`-c resnet18`).
     packages=find_packages(include=["paddle_cls", "paddle_cls.*"]) + ["paddle_cls.configs"],
     package_dir={"paddle_cls.configs": "configs"},
-    package_data={"paddle_cls.configs": ["*.yml"]},
+    package_data={"paddle_cls.configs": ["*.yml"], "paddle_cls.serving": ["page.html"]},
     python_requires=">=3.8",
     install_requires=["numpy", "Pillow", "matplotlib", "pyyaml", "visualdl", "tqdm"],
     entry_points={"console_scripts": ["paddle-cls = paddle_cls.cli:main"]},
@@ -19,6 +19,7 @@ setup(
         # paddlepaddle-gpu on PyPI is 2.6, which crashes under NumPy 2 when paddle is imported before numpy.random
         "gpu": ["paddlepaddle-gpu>=2.6", "numpy<2"],
         "onnx": ["paddle2onnx>=2.1", "onnxruntime"],  # export --onnx and the onnxruntime engine (Paddle 3)
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn"],
+        "serve": ["fastapi", "uvicorn"],  # paddle-cls serve
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn", "requests", "selenium"],
     },
 )

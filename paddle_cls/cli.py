@@ -2,15 +2,17 @@
 (a file, or the name of a shipped config) and repeated `-o Section.key=value`, plus each command's own switches.
 A user error (bad config, missing data or model file) prints one line and exits with status 2."""
 import argparse
+import os
 import sys
 
 from .config import dump_config, load_config, shipped_configs, shipped_configs_dir
 from .data.check import check_data
 from .engine import evaluate, predict, train
 from .engine.components import build_model
-from .engine.export import export
-from .engine.predictor import ENGINES
-from .errors import PaddleClsError, TrainingInterrupted
+from .engine.export import EXPORT_DIR, export
+from .engine.predictor import ENGINES, choose_engine, onnxruntime_installed, read_export_info
+from .engine.trained import trained_weights_path
+from .errors import CheckpointError, PaddleClsError, TrainingInterrupted
 from .models import print_summary
 
 
@@ -142,8 +144,64 @@ def benchmark_main(argv=None, prog=None):
     return benchmark(argv, prog)
 
 
+SERVE_PORT = 8866
+
+
+def serve_main(argv=None, prog=None):
+    """`paddle-cls serve`: an HTTP API and a web page over the exported model (needs paddle_cls[serve])."""
+    parser = argparse.ArgumentParser(prog=prog, description="Serve an exported model over HTTP: POST /predict, "
+                                     "GET /health, GET /info, and a web page at /.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", "--config", help="the config it was trained with: serves <output_dir>/inference")
+    source.add_argument("--model", help="an export folder (holding preprocess.json)")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="Section.key=value")
+    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default): this machine only; 0.0.0.0: all")
+    parser.add_argument("--port", type=int, default=SERVE_PORT)
+    parser.add_argument("--engine", default="auto", choices=("auto", "inference", "onnxruntime"))
+    parser.add_argument("--topk", type=int, default=3, help="labels per image unless the request asks otherwise")
+    parser.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body, in MB")
+    parser.add_argument("--batch-size", type=int, default=32, help="most images run together")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of the engine (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        import uvicorn
+
+        from .serving.app import create_app
+    except ImportError as exc:
+        print(f"error: serving needs FastAPI and uvicorn ({exc}): pip install 'paddle_cls[serve]'", file=sys.stderr)
+        return 2
+    try:
+        folder, engine = serving_source(args)
+        app = create_app(folder, engine, args.threads, int(args.max_upload_mb * 2**20), args.batch_size,
+                         args.max_wait_ms / 1000, args.topk)
+    except PaddleClsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Serving {folder} ({engine}) at http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def serving_source(args):
+    """`(export folder, engine)` for `serve`'s -c/--model and --engine."""
+    if args.config:
+        config = load_config(args.config, args.override)
+        folder, weights = os.path.join(config["Global"]["output_dir"], EXPORT_DIR), trained_weights_path(config)
+        engine = choose_engine(args.engine, folder, weights)
+        if engine == "dygraph":
+            raise CheckpointError(f"no export of {weights} in {folder}: run `paddle-cls export -c {args.config}` "
+                                  "(with --onnx for onnxruntime) first")
+        return folder, engine
+    verified = read_export_info(args.model).get("verified", {})
+    if args.engine != "auto":
+        return args.model, args.engine
+    return args.model, "onnxruntime" if "onnxruntime" in verified and onnxruntime_installed() else "inference"
+
+
 COMMANDS = {"train": train_main, "eval": eval_main, "predict": predict_main, "export": export_main,
-            "check-data": check_data_main, "configs": configs_main, "benchmark": benchmark_main}
+            "check-data": check_data_main, "configs": configs_main, "benchmark": benchmark_main,
+            "serve": serve_main}
 
 
 def main(argv=None):

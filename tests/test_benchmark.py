@@ -46,3 +46,13 @@ def test_inference_table_times_every_engine_against_dygraph():
         assert row["dygraph"] > 0 and row["inference + oneDNN"] > 0
         assert row["inference + oneDNN / dygraph"] == round(row["inference + oneDNN"] / row["dygraph"], 2)
         assert isinstance(row["onnxruntime"], (float, str))  # a speed, or why it could not run
+
+
+@pytest.mark.slow
+def test_serving_table_drives_a_real_server_without_errors():
+    pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn) is not installed")
+    from paddle_cls.benchmarks.serving import serving_table
+
+    rows = serving_table(clients=(1, 4), requests_per_run=16)
+    assert [row["clients"] for row in rows] == [1, 4]
+    assert all(row["errors"] == 0 and row["images_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0 for row in rows)

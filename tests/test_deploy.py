@@ -12,7 +12,7 @@ from own_images import digits_config
 from paddle_cls.engine import evaluate, predict, train
 from paddle_cls.engine.export import export
 from paddle_cls.engine.predictor import Predictor, choose_engine
-from paddle_cls.errors import CheckpointError
+from paddle_cls.errors import CheckpointError, ConfigError
 
 ONNX = all(importlib.util.find_spec(name) for name in ("onnxruntime", "paddle2onnx"))
 needs_onnx = pytest.mark.skipif(not ONNX, reason="the [onnx] extra (paddle2onnx, onnxruntime) is not installed")
@@ -96,3 +96,17 @@ def test_bad_deployments_are_one_line_errors(exported, digits, tmp_path):
                                               r"eight, five, four, nine, one ... \(10 in all\), input \[3, 32, 32\]; "
                                               r"this config's are one, three, two, input"):
         predict(three, _images(digits, 1), engine="inference")
+
+
+def test_onnx_on_paddle_2_says_which_paddle2onnx_to_install(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    import paddle
+
+    from paddle_cls.engine.export import _to_onnx
+
+    monkeypatch.setattr(paddle, "__version__", "2.6.2")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.1.0")
+    with pytest.raises(ConfigError, match=r"paddle2onnx 2.1.0 converts Paddle 3 models; with Paddle 2.6.2 install "
+                                          r"paddle2onnx 1.x: pip install 'paddle2onnx<2'"):
+        _to_onnx(str(tmp_path))

@@ -4,6 +4,7 @@ import glob
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_the_wheel_trains_evaluates_predicts_and_exports_outside_the_source_tree
     built = _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), ROOT, cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     wheel, = glob.glob(str(wheels / "paddle_cls-*.whl"))
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    assert {"paddle_cls/configs/resnet18.yml", "paddle_cls/configs/imagefolder.yml",
+            "paddle_cls/serving/page.html", "paddle_cls/__main__.py"} <= packed
     installed = _run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), wheel,
                      cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr

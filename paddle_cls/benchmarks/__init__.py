@@ -16,6 +16,7 @@ from ..utils.logger import logger
 from ..utils.runtime import default_cpu_threads
 from .inference import inference_table
 from .loading import folder_loader_table, loader_table
+from .serving import serving_table
 from .training import ENGINES, MODEL_INPUTS, images_per_second, launch_workers, memory_growth
 
 
@@ -57,12 +58,12 @@ def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch
 
 def format_table(results):
     """The results as plain-text tables."""
-    lines = [f"paddle {results['machine']['paddle']} on {results['machine']['device']}", "",
-             "training images/s"]
-    header = ["model", *ENGINES, "RunnerV3 / bare", "hapi fit / bare"]
-    lines.append(" | ".join(f"{h:>16}" for h in header))
-    for row in results["engines"]:
-        lines.append(" | ".join(f"{row[h]:>16}" for h in header))
+    lines = [f"paddle {results['machine']['paddle']} on {results['machine']['device']}"]
+    if "engines" in results:
+        header = ["model", *ENGINES, "RunnerV3 / bare", "hapi fit / bare"]
+        lines += ["", "training images/s", " | ".join(f"{h:>16}" for h in header)]
+        for row in results["engines"]:
+            lines.append(" | ".join(f"{row[h]:>16}" for h in header))
     if "loader" in results:
         lines += ["", "the 40,000-image CIFAR-10 train split: building it, then one shuffled pass in batches of 64"]
         lines += [f"{row['method']:>18}: peak {row['peak_mb']} MB over import paddle, built in {row['build_s']} s, "
@@ -75,6 +76,11 @@ def format_table(results):
         for row in results["inference"]:
             lines.append(f"batch {row['batch']:>3}: " + ", ".join(
                 f"{key} {value}" for key, value in row.items() if key != "batch"))
+    if "serving" in results:
+        lines += ["", "paddle-cls serve, resnet18 (3x32x32) export, one PNG per request"]
+        lines += [f"{row['clients']:>3} clients: {row['images_per_s']} images/s, p50 {row['p50_ms']} ms, "
+                  f"p99 {row['p99_ms']} ms, errors {row['errors']}, server RSS {row['rss_before_mb']} -> "
+                  f"{row['rss_after_mb']} MB" for row in results["serving"]]
     if "cpu_scaling" in results:
         lines += ["", "Model_ResNet18 on CPU, images/s"]
         lines += [f"{key:>28}: {value}" for key, value in results["cpu_scaling"].items()]
@@ -88,10 +94,15 @@ def main(argv=None, prog=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--models", nargs="+", default=list(MODEL_INPUTS), choices=list(MODEL_INPUTS))
     parser.add_argument("--quick", action="store_true", help="engines only (no loader, memory or scaling runs)")
+    parser.add_argument("--serve", action="store_true", help="only the serving table (needs paddle_cls[serve])")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     args = parser.parse_args(argv)
     logger.setLevel(logging.WARNING)  # RunnerV3's own lines would drown the table
-    results = run(args.models, args.steps, args.batch_size, args.quick)
+    if args.serve:
+        results = {"machine": {"paddle": paddle.__version__, "device": paddle.get_device()},
+                   "serving": serving_table()}
+    else:
+        results = run(args.models, args.steps, args.batch_size, args.quick)
     print(format_table(results))
     with open(args.json, "w", encoding="utf-8") as file:
         json.dump(results, file, indent=2)

@@ -28,6 +28,13 @@ def resolve(path: str, data_dir: Optional[str]) -> str:
     return path
 
 
+def in_model_mode(image: Image.Image, channels: int = 3) -> Image.Image:
+    """A decoded image of any mode (L, P, RGBA, CMYK, 16-bit, ...) as RGB, or grey with `channels=1`."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: keep the top 8 bits, as viewers show it
+        image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+    return image.convert("L" if channels == 1 else "RGB")
+
+
 def read_image(path: str, channels: int = 3) -> Image.Image:
     """Decode `path` as an RGB (or, with `channels=1`, grey) PIL image, whatever its mode.
 
@@ -37,9 +44,7 @@ def read_image(path: str, channels: int = 3) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: keep the top 8 bits, as viewers show it
-                image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8))
-            return image.convert("L" if channels == 1 else "RGB")
+            return in_model_mode(image, channels)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

@@ -1,6 +1,7 @@
 """Exporting a trained model for deployment: a Paddle inference model (`paddle.jit.save`), optionally ONNX, and
 `preprocess.json`, the one description of preprocessing and class names that every engine uses; each engine's
 logits are checked against the dygraph model's on real test-split images before the export counts."""
+import importlib.metadata
 import json
 import os
 
@@ -32,13 +33,14 @@ def _test_inputs(config, count):
 def _to_onnx(folder):
     """Convert the Paddle inference model in `folder` to `folder/model.onnx` with paddle2onnx."""
     try:
-        import paddle2onnx
-    except ImportError:
+        version = importlib.metadata.version("paddle2onnx")
+    except importlib.metadata.PackageNotFoundError:
         raise ConfigError("--onnx needs paddle2onnx: pip install 'paddle_cls[onnx]'") from None
     major = int(paddle.__version__.split(".")[0])
-    if major < 3 and int(paddle2onnx.__version__.split(".")[0]) >= 2:
-        raise ConfigError(f"paddle2onnx {paddle2onnx.__version__} converts Paddle 3 models; with Paddle "
-                          f"{paddle.__version__} install paddle2onnx 1.x: pip install 'paddle2onnx<2'")
+    if major < 3 and int(version.split(".")[0]) >= 2:  # it refuses to import under Paddle 2
+        raise ConfigError(f"paddle2onnx {version} converts Paddle 3 models; with Paddle {paddle.__version__} "
+                          "install paddle2onnx 1.x: pip install 'paddle2onnx<2'")
+    import paddle2onnx
     program = os.path.join(folder, "model.json" if major >= 3 else "model.pdmodel")
     target = os.path.join(folder, "model.onnx")
     try:

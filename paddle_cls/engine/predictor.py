@@ -126,13 +126,18 @@ def choose_engine(requested, folder, weights):
     verified = info.get("verified", {})
     if not current:
         return "dygraph"
-    if "onnxruntime" in verified and not _on_gpu():
-        try:
-            import_onnxruntime()
-            return "onnxruntime"
-        except ConfigError:
-            pass
+    if "onnxruntime" in verified and onnxruntime_installed():
+        return "onnxruntime"
     return "inference" if "inference" in verified else "dygraph"
+
+
+def onnxruntime_installed():
+    """Whether onnxruntime can run here (not on a GPU machine, where paddle.inference uses the GPU)."""
+    try:
+        import_onnxruntime()
+    except ConfigError:
+        return False
+    return not _on_gpu()
 
 
 def top_k(logits, names, k):

@@ -1,0 +1,148 @@
+"""The HTTP API and web page over an exported model (FastAPI on uvicorn; `pip install 'paddle_cls[serve]'`).
+
+    POST /predict   multipart field `file` (repeatable) or JSON {"images": ["<base64>", ...]}, optional `topk`
+                    -> {"predictions": [{"topk": [{"label", "index", "probability"}, ...]}, ...]}
+    GET  /health    {"status": "ok"}
+    GET  /info      model folder, classes, input shape, engine, versions
+    GET  /          a page to drop an image on and see its top-k labels as bars
+
+Bad requests get a 4xx status with a one-line reason (`{"error": ...}`), are logged, and the server goes on.
+"""
+import email.parser
+import email.policy
+import json
+import os
+import platform
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from .. import __version__
+from ..engine.predictor import Predictor, top_k
+from ..utils.logger import logger
+from .batching import Batcher
+from .uploads import UploadError, base64_images, decode_upload
+
+MAX_IMAGES_PER_REQUEST = 64
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
+
+
+async def _read_body(request, limit):
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"request of {int(declared):,} bytes, over the limit of {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UploadError(413, f"request over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _multipart_images(content_type, body):
+    """`(name, bytes)` of every part named `file`, and the `topk` field if any; parsed in memory."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise UploadError(400, "malformed multipart body")
+    images, fields = [], {}
+    for part in message.iter_parts():
+        field = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if field == "file":
+            images.append((part.get_filename() or f"file {len(images)}", data))
+        elif field:
+            fields[field] = data.decode("utf-8", "replace")
+    if not images:
+        names = ", ".join(sorted(fields)) or "none"
+        raise UploadError(422, f"no image: send each image in a multipart field named 'file' (fields sent: {names})")
+    return images, fields.get("topk")
+
+
+def _topk(value, default, classes):
+    if value is None:
+        return default
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise UploadError(422, f"topk: expected an integer, got {value!r}") from None
+    if not 1 <= k <= classes:
+        raise UploadError(422, f"topk: expected 1..{classes}, got {k}")
+    return k
+
+
+def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batch_size=32, max_wait=0.005,
+               topk=3):
+    """The FastAPI app serving the export in `folder` with `engine` (inference or onnxruntime)."""
+    predictor = Predictor(folder, engine, threads)
+    batcher = Batcher(predictor.model, batch_size, max_wait)
+    channels = 1 if predictor.info["color"] == "L" else 3
+    index = {name: i for i, name in enumerate(predictor.names)}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="paddle_cls", version=__version__, lifespan=lifespan)
+    app.state.batcher = batcher
+
+    @app.exception_handler(UploadError)
+    async def refuse(request, exc):
+        logger.warning(f"{request.method} {request.url.path} -> {exc.status}: {exc.reason}")
+        return JSONResponse({"error": exc.reason}, status_code=exc.status)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info():
+        import paddle
+
+        return {"model": os.path.abspath(folder), "engine": engine, "classes": predictor.names,
+                "input_shape": predictor.info["input_shape"], "max_upload_bytes": max_bytes,
+                "batches_run": batcher.batches_run, "images_run": batcher.images_run,
+                "versions": {"paddle_cls": __version__, "paddle": paddle.__version__,
+                             "python": platform.python_version()}}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        with open(PAGE, encoding="utf-8") as file:
+            return file.read()
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        content_type = request.headers.get("content-type", "")
+        body = await _read_body(request, max_bytes)
+        if content_type.startswith("multipart/form-data"):
+            uploads, wanted = _multipart_images(content_type, body)
+        elif content_type.startswith("application/json"):
+            try:
+                payload = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise UploadError(400, "malformed JSON body") from None
+            uploads = [(f"images[{i}]", data) for i, data in enumerate(base64_images(payload))]
+            wanted = payload.get("topk")
+        else:
+            raise UploadError(415, f"content type {content_type or 'none'}: send multipart/form-data (field "
+                                   "'file') or application/json ({\"images\": [\"<base64>\"]})")
+        if len(uploads) > MAX_IMAGES_PER_REQUEST:
+            raise UploadError(413, f"{len(uploads)} images, over the limit of {MAX_IMAGES_PER_REQUEST} a request")
+        k = _topk(wanted, topk, len(predictor.names))
+
+        def inputs():
+            return np.stack([predictor.preprocess(decode_upload(data, name, channels, max_bytes))
+                             for name, data in uploads])
+
+        logits = await batcher.logits(await run_in_threadpool(inputs))
+        return {"predictions": [{"topk": [{"label": name, "index": index[name], "probability": probability}
+                                          for name, probability in top_k(row, predictor.names, k)]}
+                                for row in logits]}
+
+    return app
