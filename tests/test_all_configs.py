@@ -20,7 +20,7 @@ CONFIGS = ["resnet18", "model_resnet18", "resnet18_hapi", "mynet_cifar10", "lene
 # imagefolder: resnet18 at 224 px on a few of the digits folder's images, without Paddle's (downloaded) weights.
 SMALL_COPY = {"simplecnn_cifar10": ["DataLoader.Train.subset=[0, 128]", "DataLoader.Eval.subset=[128, 160]"],
               "imagefolder": ["Arch.pretrained=false", "DataLoader.Train.subset=[0, 40]",
-                              "DataLoader.Eval.subset=[0, 20]", "DataLoader.Test.subset=[0, 20]"]}
+                              "DataLoader.Eval.subset=[0, 10]", "DataLoader.Test.subset=[0, 10]"]}
 
 
 def _one_epoch(config_name, engine, data_dir, output_dir):

@@ -33,7 +33,7 @@ def test_loader_table_measures_every_loading_method():
 
 @pytest.mark.slow
 def test_folder_loader_row_times_both_loaders_and_the_model():
-    rows = folder_loader_table(images=40, batch_size=8)
+    rows = folder_loader_table(images=40, batch_size=8, model_steps=1, model_batch=4)
     assert [row["loader"] for row in rows] == ["0 workers", "2 workers", "resnet18 training at 224 px"]
     assert all(row["images_per_s"] > 0 for row in rows)
 

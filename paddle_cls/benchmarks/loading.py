@@ -92,7 +92,7 @@ def loader_table(images_per_batch=10000):
     return rows
 
 
-def folder_loader_table(images=160, batch_size=32, workers=(0, 2)):
+def folder_loader_table(images=160, batch_size=32, workers=(0, 2), model_steps=2, model_batch=16):
     """Your own images: JPEG photos (400x300) through configs/imagefolder.yml's training loader (decode,
     RandomResizedCrop 224, flip, colour jitter, normalise) with 0 and 2 workers, beside resnet18's training
     speed at 224 px, to show which of the two is the bottleneck."""
@@ -122,6 +122,7 @@ def folder_loader_table(images=160, batch_size=32, workers=(0, 2)):
         for batch_images, _ in loader:
             seen += batch_images.shape[0]
         rows.append({"loader": f"{count} workers", "images_per_s": round(seen / (time.perf_counter() - start), 1)})
-    model_speed = images_per_second("resnet18", "bare loop", 2, 16, warmup=1, repeats=1, shape=[3, 224, 224])
+    model_speed = images_per_second("resnet18", "bare loop", model_steps, model_batch, warmup=1, repeats=1,
+                                    shape=[3, 224, 224])
     rows.append({"loader": "resnet18 training at 224 px", "images_per_s": round(model_speed, 1)})
     return rows
