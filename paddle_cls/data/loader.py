@@ -104,11 +104,11 @@ def class_names(config: dict) -> Tuple[str, ...]:
     return names["Train"]
 
 
-def data_summary(config: dict) -> str:
-    """One line saying how many samples each split got and the classes, e.g. for a hold-out of your own images."""
+def data_summary(config: dict, names) -> str:
+    """One line saying how many samples each split got and the class `names`, e.g. for a hold-out of your own
+    images."""
     splits = [split for split in ("Train", "Eval", "Test") if split in config["DataLoader"]]
     counts = ", ".join(f"{split} {len(build_dataset(config, split)):,}" for split in splits)
-    names = class_names(config)
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     return f"Data: {counts} samples; {len(names)} classes: {shown}"
 

@@ -62,13 +62,14 @@ def train(config: dict) -> dict:
         device = set_device(settings["device"], settings["num_threads"])
         init_parallel()
         seed_everything(settings["seed"], settings["deterministic"])
+        names = class_names(config)
         if main:
             with open(os.path.join(output_dir, "config.yml"), "w", encoding="utf-8") as file:
                 file.write(dump_config(config))
             with open(os.path.join(output_dir, CLASSES_FILE), "w", encoding="utf-8") as file:
-                json.dump(list(class_names(config)), file, indent=1)  # they travel with the model
+                json.dump(list(names), file, indent=1)  # they travel with the model
         if config["DataLoader"]["Train"]["dataset"]["name"] in OWN_IMAGES:  # indexing them again is cheap
-            logger.info(data_summary(config))
+            logger.info(data_summary(config, names))
         logger.info(dump_config(config))
         parallel = f", process {rank()} of {world_size()}" if world_size() > 1 else ""
         logger.info(f"paddle {paddle.__version__} on {device}{parallel}, engine {settings['engine']}, "
