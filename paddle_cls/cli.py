@@ -14,6 +14,7 @@ from .engine.predictor import ENGINES, choose_engine, onnxruntime_installed, rea
 from .engine.trained import trained_weights_path
 from .errors import CheckpointError, PaddleClsError, TrainingInterrupted
 from .models import print_summary
+from .utils.distributed import rank, run_alone, world_size
 
 
 def _parser(description, prog=None):
@@ -25,7 +26,15 @@ def _parser(description, prog=None):
     return parser
 
 
-def _run(body, args):
+def _run(body, args, command=None):
+    """Run `body(config, args)`, printing a user error as one line (exit 2). A `command` that one process does
+    whole runs on rank 0 alone under `paddle.distributed.launch`; the other ranks say so and exit 0."""
+    if command and world_size() > 1:
+        if rank() != 0:
+            print(f"{command}: process {rank()} of {world_size()} has nothing to do: under "
+                  f"paddle.distributed.launch, process 0 runs {command} alone, as a single process")
+            return 0
+        run_alone()
     try:
         return body(load_config(args.config, args.override), args) or 0
     except TrainingInterrupted as exc:
@@ -73,7 +82,7 @@ def eval_main(argv=None, prog=None):
     def body(config, args):
         evaluate(config, args.engine)
 
-    return _run(body, args)
+    return _run(body, args, "eval")
 
 
 def export_main(argv=None, prog=None):
@@ -87,7 +96,7 @@ def export_main(argv=None, prog=None):
     def body(config, args):
         export(config, onnx=args.onnx)
 
-    return _run(body, args)
+    return _run(body, args, "export")
 
 
 def predict_main(argv=None, prog=None):
@@ -109,7 +118,7 @@ def predict_main(argv=None, prog=None):
             print(f"error: {failure}", file=sys.stderr)
         return 2 if failures else 0
 
-    return _run(body, args)
+    return _run(body, args, "predict")
 
 
 def check_data_main(argv=None, prog=None):
@@ -125,7 +134,7 @@ def check_data_main(argv=None, prog=None):
         print(f"{len(problems)} problem(s) found" if problems else "All images decode; the data is ready to train on")
         return 1 if problems else 0
 
-    return _run(body, args)
+    return _run(body, args, "check-data")
 
 
 def configs_main(argv=None, prog=None):

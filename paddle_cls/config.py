@@ -12,6 +12,7 @@ import re
 import yaml
 
 from .errors import ConfigError
+from .utils.text import read_text
 
 GLOBAL_DEFAULTS = {
     "engine": "runner",
@@ -112,6 +113,42 @@ _LOADER_CHECKS = {
 }
 
 
+# PaddleClas writes a split's loader settings in two sub-sections, which mean our flat keys
+_PADDLECLAS_LOADER = {"sampler": ("name", "batch_size", "shuffle", "drop_last"),
+                      "loader": ("num_workers", "use_shared_memory")}
+_PADDLECLAS_SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
+
+
+def _flatten_paddleclas_loader(loader, split, overriding=False):
+    """Move a PaddleClas split's `sampler: {name, batch_size, shuffle, drop_last}` and `loader: {num_workers,
+    use_shared_memory}` into the split's own keys (in place). Both samplers mean ours: a data-parallel run
+    shares batches out by itself, and the loaders check shared memory before they start workers.
+
+    In the file, a key given both ways with two values is an error; `overriding` (after `-o`, where the
+    sub-sections can only come from an override) lets the sub-section's value win."""
+    for part, keys in _PADDLECLAS_LOADER.items():
+        values = loader.pop(part, None)
+        if values is None:
+            continue
+        where = f"DataLoader.{split}.{part}"
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where} must be a mapping of {', '.join(keys)}, got {values!r}")
+        for key, value in values.items():
+            if key not in keys:
+                raise ConfigError(f"unknown key {where}.{key} ({choices_hint(key, keys)})")
+            if key == "name" and value not in _PADDLECLAS_SAMPLERS:
+                raise ConfigError(f"{where}.name: {value} is not supported ({', '.join(_PADDLECLAS_SAMPLERS)} are; "
+                                  "they batch in order or shuffled, as shuffle says)")
+            if key == "use_shared_memory" and not isinstance(value, bool):
+                raise ConfigError(f"{where}.use_shared_memory must be true or false, got {value!r}")
+            if key in ("name", "use_shared_memory"):
+                continue
+            if not overriding and key in loader and loader[key] != value:
+                raise ConfigError(f"DataLoader.{split}.{key}: {loader[key]!r} and {where}.{key}: {value!r} differ; "
+                                  "give it once")
+            loader[key] = value
+
+
 def choices_hint(value, valid):
     """'valid: a, b, c; did you mean b?' for error messages."""
     close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=0.5)
@@ -168,6 +205,7 @@ def validate(config, source="config"):
             raise ConfigError(f"unknown key DataLoader.{split} ({choices_hint(split, LOADER_SPLITS)})")
         if not isinstance(loader, dict) or "dataset" not in loader:
             raise ConfigError(f"DataLoader.{split} must be a mapping with a 'dataset' entry")
+        _flatten_paddleclas_loader(loader, split, overriding=True)
         _check_section(loader, _LOADER_CHECKS, f"DataLoader.{split}")
     if "Train" not in loaders:
         raise ConfigError("DataLoader.Train is missing: training needs a training split")
@@ -224,8 +262,7 @@ def load_config(path, overrides=()):
     """
     path = find_config(path)
     try:
-        with open(path, encoding="utf-8") as file:
-            config = _parse_yaml(file)
+        config = _parse_yaml(read_text(path, ConfigError, "config file"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except yaml.YAMLError as exc:
@@ -234,6 +271,10 @@ def load_config(path, overrides=()):
         raise ConfigError(f"{path}: expected sections (Global, Arch, ...) at the top level")
     config = copy.deepcopy(config)
     config["Global"] = {**GLOBAL_DEFAULTS, **(config.get("Global") or {})}
+    loaders = config.get("DataLoader")
+    for split, loader in (loaders.items() if isinstance(loaders, dict) else ()):
+        if isinstance(loader, dict):
+            _flatten_paddleclas_loader(loader, split)  # before the overrides, which then win
     for text in overrides:
         apply_override(config, text)
     validate(config, path)

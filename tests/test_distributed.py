@@ -98,3 +98,70 @@ def test_two_processes_train_on_a_folder_of_images_with_loader_workers(tmp_path,
     assert sorted(rank for rank, _ in prints) == ["0", "1"] and prints[0][1] == prints[1][1]
     results = json.load(open(output_dir / "results.json"))
     assert results["test_samples"] == 297 and results["test_accuracy"] > 0.8
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """A model trained by one process, and the overrides naming it."""
+    from paddle_cls.config import load_config
+    from paddle_cls.engine import train
+
+    output_dir = tmp_path_factory.mktemp("trained")
+    overrides = [f"Global.data_dir={data_dir}", f"Global.output_dir={output_dir}", "Global.device=cpu",
+                 "Global.epochs=1", "DataLoader.Train.batch_size=16", "DataLoader.Test.batch_size=12"]
+    train(load_config("configs/mynet_cifar10.yml", overrides))
+    return output_dir, overrides
+
+
+def _launch_tool(tmp_path, tool, overrides, *args):
+    """`tools/<tool>.py` under the launcher with 2 CPU processes: each rank's log lines (warnings left out)."""
+    log_dir = tmp_path / f"{tool}-logs"
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(log_dir),
+               f"tools/{tool}.py", "-c", "configs/mynet_cifar10.yml", *args, *[a for o in overrides for a in ("-o", o)]]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    logs = [[line for line in open(log_dir / f"workerlog.{rank}").read().splitlines() if "warn" not in line.lower()]
+            for rank in range(2)]
+    assert result.returncode == 0, (result.stdout[-3000:], logs)
+    return logs
+
+
+def _single(main, overrides, *args):
+    """A command's log lines when run by one process (this one), without the launcher."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["-c", "configs/mynet_cifar10.yml", *args, *[a for o in overrides for a in ("-o", o)]]) == 0
+    return out.getvalue().splitlines()
+
+
+def _one_line_from_rank_1(logs, command):
+    assert logs[1] == [f"{command}: process 1 of 2 has nothing to do: under paddle.distributed.launch, process 0 "
+                       f"runs {command} alone, as a single process"]
+
+
+def test_eval_under_the_launcher_prints_the_single_process_numbers_once(tmp_path, trained):
+    from paddle_cls.cli import eval_main
+
+    output_dir, overrides = trained
+    single = [line for line in _single(eval_main, overrides) if line.startswith("[Test]")]
+    os.remove(output_dir / "per_class_accuracy.json")
+    logs = _launch_tool(tmp_path, "eval", overrides)
+    assert [line for line in logs[0] if line.startswith("[Test]")] == single and len(single) == 11
+    _one_line_from_rank_1(logs, "eval")
+    assert os.path.isfile(output_dir / "per_class_accuracy.json")  # written by rank 0
+
+
+def test_export_then_predict_under_the_launcher_as_one_process(tmp_path, trained):
+    from paddle_cls.cli import predict_main
+
+    output_dir, overrides = trained
+    logs = _launch_tool(tmp_path, "export", overrides)
+    assert any(line.startswith("[Export] inference against dygraph") for line in logs[0])
+    _one_line_from_rank_1(logs, "export")
+    assert json.load(open(output_dir / "inference" / "preprocess.json"))["verified"]["inference"] < 1e-4
+    args = ("--engine", "inference", "--index", "0", "--index", "7")
+    single = [line for line in _single(predict_main, overrides, *args) if line.startswith("test[")]
+    logs = _launch_tool(tmp_path, "predict", overrides, *args)
+    assert [line for line in logs[0] if line.startswith("test[")] == single and len(single) == 2
+    _one_line_from_rank_1(logs, "predict")

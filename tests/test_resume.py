@@ -59,6 +59,32 @@ def uninterrupted(data_dir, tmp_path_factory):
     return output_dir, results
 
 
+SCALAR_TAGS = ("train/loss", "train/lr", "eval/loss", "eval/Accuracy")
+
+
+def _records(output_dir):
+    """{tag: [(step, value), ...]} as VisualDL reads them from the run's records folder, which holds one file."""
+    from visualdl import LogReader
+    from visualdl.utils.string_util import decode_tag
+
+    logdir = os.path.join(output_dir, "visualdl")
+    assert len([name for name in os.listdir(logdir) if "vdlrecords" in name]) == 1, os.listdir(logdir)
+    reader = LogReader(logdir=logdir)
+    (run,) = reader.runs()
+    return {tag: [(step, value) for step, _, _, value in reader.get_log_data("scalar", run, decode_tag(tag))]
+            for tag in SCALAR_TAGS}
+
+
+def _assert_same_records(resumed_dir, straight_dir):
+    """One series per tag, every step once and in order, with the uninterrupted run's values."""
+    resumed, straight = _records(resumed_dir), _records(straight_dir)
+    assert [step for step, _ in resumed["train/loss"]] == list(range(90))
+    assert [step for step, _ in resumed["eval/Accuracy"]] == [29, 59, 89]
+    for tag in SCALAR_TAGS:
+        assert [step for step, _ in resumed[tag]] == [step for step, _ in straight[tag]], tag
+        np.testing.assert_allclose([v for _, v in resumed[tag]], [v for _, v in straight[tag]], rtol=1e-5, err_msg=tag)
+
+
 def _assert_same_run(resumed_dir, straight_dir):
     straight, resumed = _weights(straight_dir), _weights(resumed_dir)
     for key in straight:
@@ -84,6 +110,24 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(uninterrup
     _assert_same_run(output_dir, straight_dir)
     log = open(os.path.join(output_dir, "train.log")).read()
     assert log.count("[Train] Training done!") == 1 and "step: 80/90" in log  # the step counter continued
+    _assert_same_records(output_dir, straight_dir)
+
+
+def test_records_continue_across_two_resumes_after_kills_between_checkpoints(uninterrupted, data_dir, tmp_path):
+    straight_dir, _ = uninterrupted
+    output_dir = str(tmp_path)
+    overrides = _overrides(data_dir, output_dir, "Global.save_interval=7")  # saves after steps 27, 55: not 29, 59
+    assert _train_with_signal("SIGKILL", 33, overrides).returncode == -9
+    assert _latest_step(output_dir) == 28
+    written = _records(output_dir)  # epoch 0's records, to step 29, are in the file: steps the resume repeats
+    assert written["train/loss"][-1][0] == 29 and [step for step, _ in written["eval/loss"]] == [29]
+    resumed = [*overrides, "Global.resume=auto"]
+    assert _train_with_signal("SIGKILL", 34, resumed).returncode == -9  # at step 28 + 34 = 62
+    assert _latest_step(output_dir) == 56 and _records(output_dir)["train/loss"][-1][0] == 59
+    finished = _resume(overrides)
+    assert finished.returncode == 0, finished.stderr
+    _assert_same_run(output_dir, straight_dir)
+    _assert_same_records(output_dir, straight_dir)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(uninterrupted, data_dir, tmp_path):
@@ -95,9 +139,11 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(uninterrupted, data_dir, tm
     assert "training stopped by Ctrl-C at step 41" in stopped.stderr and "Global.resume=auto" in stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert _latest_step(output_dir) == 41  # the step under way finished, then the checkpoint was saved
+    assert _records(output_dir)["train/loss"][-1][0] == 40  # its records are in the file
     resumed = _resume(overrides)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(output_dir, straight_dir)
+    _assert_same_records(output_dir, straight_dir)
 
 
 def test_missing_resume_path_is_an_error_not_a_fresh_start(data_dir, tmp_path):
@@ -207,3 +253,4 @@ def test_hapi_killed_then_resumed_ends_like_an_uninterrupted_run(data_dir, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout
     _assert_same_run(output_dir, straight_dir)
+    _assert_same_records(output_dir, straight_dir)

@@ -19,6 +19,7 @@ from own_images import digits_config
 from paddle_cls.cli import predict_main
 from paddle_cls.engine import train
 from paddle_cls.engine.export import export
+from paddle_cls.serving.uploads import UploadError, base64_images
 
 requests = pytest.importorskip("requests", reason="the [test] extra (requests) is not installed")
 pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn) is not installed")
@@ -80,6 +81,11 @@ def test_predictions_equal_tools_predict_for_the_same_files(server, digits, caps
     as_json = requests.post(f"{url}/predict", json={"images": [base64.b64encode(open(files[0], "rb").read())
                                                                .decode()], "topk": 2}).json()
     assert as_json["predictions"][0]["topk"] == answer["predictions"][0]["topk"][:2]
+    # Python's encodebytes (and the `base64` command, Java's MIME encoder) break lines every 76 characters
+    as_mime = requests.post(f"{url}/predict", json={"images": [base64.encodebytes(open(path, "rb").read()).decode()
+                                                               for path in files]})
+    assert as_mime.status_code == 200, as_mime.text
+    assert as_mime.json()["predictions"] == answer["predictions"]
     info = requests.get(f"{url}/info").json()
     assert info["classes"][:3] == ["eight", "five", "four"] and info["input_shape"] == [3, 32, 32]
     assert info["engine"] in ("inference", "onnxruntime") and "paddle" in info["versions"]
@@ -108,6 +114,8 @@ def test_bad_uploads_get_a_4xx_and_the_server_goes_on(server, digits):
         "wrong field": (dict(files={"image": ("a.png", good)}), 422, "multipart field named 'file' (fields sent: image)"),
         "malformed JSON": (dict(data=b"{not json", headers={"Content-Type": "application/json"}), 400, "malformed JSON"),
         "bad base64": (dict(json={"images": ["@@@"]}), 422, "images[0]: not valid base64"),
+        "text, not base64": (dict(json={"images": [base64.b64encode(good).decode(), "not base64!!"]}), 422,
+                             "images[1]: not valid base64"),
         "JSON of another shape": (dict(json={"image": "x"}), 422, 'expected a JSON body {"images"'),
         "plain text": (dict(data=b"x", headers={"Content-Type": "text/plain"}), 415, "content type text/plain"),
         "bad topk": (dict(files={"file": ("a.png", good)}, data={"topk": "11"}), 422, "topk: expected 1..10, got 11"),
@@ -118,6 +126,29 @@ def test_bad_uploads_get_a_4xx_and_the_server_goes_on(server, digits):
         assert reason in response.json()["error"], (case, response.json())
         assert requests.post(f"{url}/predict", files={"file": ("ok.png", good)}).status_code == 200, case
     assert "-> 413: bomb.png: over the limit of 40,000,000 pixels" in open(log).read()
+
+
+def test_base64_is_read_as_standard_encoders_write_it():
+    data = bytes(range(256)) * 3 + b"pn"  # every base64 character, standard and URL-safe; 770 bytes need "="
+    mime = base64.encodebytes(data).decode()
+    assert "\n" in mime[:-1] and "=" in mime and "+" in mime and "/" in mime
+    url_safe = base64.urlsafe_b64encode(data).decode()
+    written = {
+        "MIME lines (encodebytes, base64, Java)": mime,
+        "CRLF lines": mime.replace("\n", "\r\n"),
+        "URL-safe": url_safe,
+        "URL-safe, no padding": url_safe.rstrip("="),
+        "no padding": base64.b64encode(data).decode().rstrip("="),
+        "surrounding whitespace": f" \t{base64.b64encode(data).decode()}\n\n",
+        "data URL of MIME lines": "data:image/png;base64," + mime,
+    }
+    for case, text in written.items():
+        assert base64_images({"images": [text]}) == [data], case
+    for garbage in ("not base64!!", "@@@", "héllo wörld", "QUJD\x00RA==", "PD4_Pz8+",
+                    "QUJDR"):  # outside both alphabets, mixed alphabets, a length no encoder writes
+        with pytest.raises(UploadError, match=r"images\[0\]: not valid base64") as refused:
+            base64_images({"images": [garbage]})
+        assert refused.value.status == 422, garbage
 
 
 def test_hundreds_of_concurrent_requests_are_batched_and_all_correct(server, digits):

@@ -55,7 +55,8 @@ def test_mnist_bad_files_are_named(tmp_path):
     folder = write_mnist(str(tmp_path), 10, 10)
     images, labels = (os.path.join(folder, name) for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
     os.replace(images, images + ".keep")
-    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz missing"):
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz missing \(also accepted: t10k-images-idx3-ubyte, "
+                                        r"t10k-images.idx3-ubyte, t10k-images.idx3-ubyte.gz\)\. Put"):
         MNIST(folder, "test")
     os.replace(images + ".keep", images)
     with gzip.open(labels, "wb") as file:
@@ -66,9 +67,44 @@ def test_mnist_bad_files_are_named(tmp_path):
         file.write(struct.pack(">II", 2049, 12) + bytes(10))
     with pytest.raises(DataError, match="header says 12 items"):
         MNIST(folder, "test")
-    open(images, "wb").write(b"not gzip at all")
-    with pytest.raises(DataError, match="not a readable gzip file"):
+    open(images, "wb").write(gzip.compress(struct.pack(">IIII", 2051, 10, 28, 28) + bytes(7840))[:-20])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: not a readable gzip file"):
         MNIST(folder, "test")
+    open(images, "wb").write(b"not gzip at all, " * 4)  # read as an uncompressed idx file, whose magic number is wrong
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: magic number 1852797984, expected 2051"):
+        MNIST(folder, "test")
+
+
+def _copy_mnist(source, folder, names):
+    """Copy the four files of `source` into `folder` as {original name: (new name, gzip or not)}."""
+    os.makedirs(folder)
+    for original, (name, compressed) in names.items():
+        with gzip.open(os.path.join(source, original), "rb") as file:
+            raw = file.read()
+        open(os.path.join(folder, name), "wb").write(gzip.compress(raw) if compressed else raw)
+    return str(folder)
+
+
+def test_mnist_reads_the_files_gzipped_or_not_under_either_name(tmp_path):
+    source = write_mnist(str(tmp_path / "gz"), 30, 20)
+    originals = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz")
+    layouts = {
+        # as the issue shows: the four files uncompressed, under LeCun's names and under Kaggle's dotted ones
+        "uncompressed": {name: (name[:-3], False) for name in originals},
+        "kaggle": {name: (name[:-3].replace("-idx", ".idx"), False) for name in originals},
+        # a mix of both, and names that lie: a .gz name holding raw bytes and a bare name holding gzip
+        "mixed": dict(zip(originals, (("train-images.idx3-ubyte.gz", True), ("train-labels-idx1-ubyte", False),
+                                      ("t10k-images-idx3-ubyte.gz", False), ("t10k-labels.idx1-ubyte", True)))),
+    }
+    for mode, count in (("train", 30), ("test", 20)):
+        expected = MNIST(source, mode)
+        assert len(expected) == count
+        for layout, names in layouts.items():
+            ours = MNIST(_copy_mnist(source, tmp_path / f"{layout}-{mode}", names), mode)
+            np.testing.assert_array_equal(ours.images, expected.images, err_msg=layout)
+            np.testing.assert_array_equal(ours.labels, expected.labels, err_msg=layout)
+            assert ours[count - 1][1].tolist() == expected[count - 1][1].tolist()
 
 
 def test_subsets_are_disjoint_and_fixed_by_the_seed(data_dir):

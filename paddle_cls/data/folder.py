@@ -11,9 +11,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
+from ..utils.text import read_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -28,8 +29,17 @@ def resolve(path: str, data_dir: Optional[str]) -> str:
     return path
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 def in_model_mode(image: Image.Image, channels: int = 3) -> Image.Image:
-    """A decoded image of any mode (L, P, RGBA, CMYK, 16-bit, ...) as RGB, or grey with `channels=1`."""
+    """A decoded image of any mode (L, P, RGBA, CMYK, 16-bit, ...) as RGB, or grey with `channels=1`, turned
+    upright as its EXIF orientation says (every portrait phone photo is stored sideways), as viewers show it.
+
+    Every image the toolkit decodes, from a file or an upload, comes through here.
+    """
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # transposing copies the image: only when needed
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: keep the top 8 bits, as viewers show it
         image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8))
     return image.convert("L" if channels == 1 else "RGB")
@@ -150,17 +160,42 @@ class ImageFolder(ImageFiles):
 
 def _read_class_map(path):
     names = {}
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            index, _, name = line.strip().partition(" ")
-            if not index.isdigit() or not name.strip():
-                raise DataError(f"{path}:{number}: expected 'index name' (e.g. '0 daisy'), got {line.strip()!r}")
-            names[int(index)] = name.strip()
+    for number, line in enumerate(read_text(path, DataError, "class map").split("\n"), 1):
+        if not line.strip():
+            continue
+        index, name = (line.split(None, 1) + [""])[:2]  # after a space or a tab (spreadsheets)
+        if not index.isdigit() or not name.strip():
+            raise DataError(f"{path}:{number}: expected 'index name' (e.g. '0 daisy'), got {line.strip()!r}")
+        names[int(index)] = name.strip()
     if sorted(names) != list(range(len(names))):
         raise DataError(f"{path}: class indices must be 0..{len(names) - 1}, each once")
     return [names[index] for index in range(len(names))]
+
+
+def _numbered_classes(samples, relabel):
+    """Classes named by their label numbers, for a list without a class map: 0..(largest label), or, with
+    `relabel`, the sorted labels renumbered 0..K-1 as PaddleClas's relabel does. Returns (samples, classes,
+    the labels of 0..largest that no sample has)."""
+    labels = sorted({label for _, label in samples})
+    if relabel:
+        new = {label: index for index, label in enumerate(labels)}
+        return [(path, new[label]) for path, label in samples], [str(label) for label in labels], []
+    unused = sorted(set(range(labels[-1] + 1)) - set(labels))
+    return samples, [str(label) for label in range(labels[-1] + 1)], unused
+
+
+def check_every_class_has_images(dataset) -> None:
+    """DataError when a training file list numbers its labels so that some class has no image (labels from 1,
+    or skipped numbers): the model would learn empty classes. An evaluation list may lack a class."""
+    unused = getattr(dataset, "unused_labels", [])
+    if unused:
+        labels = sorted({label for _, label in dataset.samples})
+        shown = ", ".join(map(str, unused[:8])) + (f" and {len(unused) - 8} more" if len(unused) > 8 else "")
+        start = "do not start at 0" if labels[0] > 0 else "skip numbers"
+        raise DataError(f"{dataset.list_path}: its labels {start} (no image is labelled {shown}; labels run "
+                        f"{labels[0]}..{labels[-1]}), which would train empty classes: number them "
+                        f"0..{len(labels) - 1}, add relabel: true to the dataset to renumber them, or name the "
+                        "classes with class_id_map_file")
 
 
 class ImageNetDataset(ImageFiles):
@@ -173,35 +208,41 @@ class ImageNetDataset(ImageFiles):
         delimiter: between path and label; default: whitespace, the label being the last field, so that
             paths may hold spaces.
         class_id_map_file: optional lines `0 name` naming the classes (PaddleClas's format); without it the
-            classes are 0..(largest label) by number.
+            classes are 0..(largest label) by number, each of which must have images in a training list
+            (`check_every_class_has_images`).
+        relabel: renumber the labels found to 0..K-1 in sorted order (PaddleClas's key, for labels that do not
+            start at 0 or skip numbers); the class names are then the original labels.
         transforms, split, val_fraction, seed, channels, folder_path, download: as for `ImageFolder`.
     """
 
-    def __init__(self, image_root, cls_label_path, delimiter=None, class_id_map_file=None, transforms=None,
-                 split=None, val_fraction=None, seed=0, channels=3, folder_path=None, download=False):
+    def __init__(self, image_root, cls_label_path, delimiter=None, class_id_map_file=None, relabel=False,
+                 transforms=None, split=None, val_fraction=None, seed=0, channels=3, folder_path=None, download=False):
         image_root, list_path = resolve(image_root, folder_path), resolve(cls_label_path, folder_path)
         if not os.path.isfile(list_path):
             raise DataError(f"ImageNetDataset: no list file {list_path} (cls_label_path): lines 'relative/path label'")
+        if relabel and class_id_map_file:
+            raise DataError(f"ImageNetDataset {list_path}: relabel: true renumbers the labels, while class_id_map_file "
+                            "names them as the list has them: give one of the two")
         classes = _read_class_map(resolve(class_id_map_file, folder_path)) if class_id_map_file else None
         samples = []
-        with open(list_path, encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                fields = line.rstrip("\n\r").rsplit(delimiter, 1) if delimiter else line.strip().rsplit(None, 1)
-                if not line.strip():
-                    continue
-                if len(fields) != 2 or not fields[0].strip() or not fields[1].strip().isdigit():
-                    raise DataError(f"{list_path}:{number}: expected 'relative/path label' (label an integer >= 0), "
-                                    f"got {line.strip()!r}")
-                path, label = os.path.join(image_root, fields[0].strip()), int(fields[1])
-                if classes is not None and label >= len(classes):
-                    raise DataError(f"{list_path}:{number}: label {label} is outside 0..{len(classes) - 1}, the "
-                                    f"{len(classes)} classes of {class_id_map_file}")
-                if not os.path.isfile(path):
-                    raise DataError(f"{list_path}:{number}: {path} does not exist")
-                samples.append((path, label))
+        for number, line in enumerate(read_text(list_path, DataError, "file list").split("\n"), 1):
+            fields = line.rsplit(delimiter, 1) if delimiter else line.strip().rsplit(None, 1)
+            if not line.strip():
+                continue
+            if len(fields) != 2 or not fields[0].strip() or not fields[1].strip().isdigit():
+                raise DataError(f"{list_path}:{number}: expected 'relative/path label' (label an integer >= 0), "
+                                f"got {line.strip()!r}")
+            path, label = os.path.join(image_root, fields[0].strip()), int(fields[1])
+            if classes is not None and label >= len(classes):
+                raise DataError(f"{list_path}:{number}: label {label} is outside 0..{len(classes) - 1}, the "
+                                f"{len(classes)} classes of {class_id_map_file}")
+            if not os.path.isfile(path):
+                raise DataError(f"{list_path}:{number}: {path} does not exist")
+            samples.append((path, label))
         if not samples:
             raise DataError(f"{list_path}: lists no images")
+        self.list_path, self.unused_labels = list_path, []
         if classes is None:
-            classes = [str(index) for index in range(max(label for _, label in samples) + 1)]
+            samples, classes, self.unused_labels = _numbered_classes(samples, relabel)
         where = f"ImageNetDataset {list_path}"
         super().__init__(_holdout(samples, split, val_fraction, seed, where), classes, transforms, channels, where)

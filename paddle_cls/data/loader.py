@@ -20,7 +20,7 @@ from ..utils.logger import logger
 from . import DATASETS
 from .batched import CIFAR10BatchLoader
 from .cifar10 import CIFAR10_LABELS
-from .folder import ImageFiles
+from .folder import ImageFiles, check_every_class_has_images
 from .samples import base_dataset
 from .transforms import build_transforms, split_transforms
 
@@ -90,13 +90,14 @@ def class_names(config: dict) -> Tuple[str, ...]:
         return tuple(BUILTIN_CLASSES[name])
     saved = os.path.join(config["Global"]["output_dir"], CLASSES_FILE)
     try:
-        names = {split: tuple(base_dataset(build_dataset(config, split))[0].classes)
-                 for split in config["DataLoader"]}
+        datasets = {split: base_dataset(build_dataset(config, split))[0] for split in config["DataLoader"]}
     except DataError:
         if not os.path.isfile(saved):
             raise
         with open(saved, encoding="utf-8") as file:
             return tuple(json.load(file))
+    check_every_class_has_images(datasets["Train"])
+    names = {split: tuple(dataset.classes) for split, dataset in datasets.items()}
     for split, classes in names.items():
         if classes != names["Train"]:
             raise DataError(f"DataLoader.{split}'s classes differ from DataLoader.Train's: {list(classes)} against "
@@ -111,6 +112,30 @@ def data_summary(config: dict, names) -> str:
     counts = ", ".join(f"{split} {len(build_dataset(config, split)):,}" for split in splits)
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     return f"Data: {counts} samples; {len(names)} classes: {shown}"
+
+
+def check_batches(config: dict) -> None:
+    """Refuse, before training, a split that would give no batch: fewer samples than `batch_size` with
+    `drop_last: true` (per process for the training split of a data-parallel run, which shares samples out
+    before batching), or fewer samples than data-parallel processes.
+
+    Raises:
+        ConfigError: naming the split, its sample count, the batch size and what to change.
+    """
+    processes = world_size()
+    for split in [split for split in ("Train", "Eval", "Test") if split in config["DataLoader"]]:
+        count, settings = len(build_dataset(config, split)), loader_settings(config, split)
+        where, batch_size, drop_last = f"DataLoader.{split}", settings["batch_size"], settings["drop_last"]
+        if count < processes:
+            raise ConfigError(f"{where}: {count} samples for {processes} data-parallel processes; each process needs "
+                              "at least one: launch fewer processes or give the split more samples")
+        shared = split == "Train" and processes > 1
+        each = -(-count // processes) if shared else count
+        sharded = processes > 1 and split != "Train"  # evaluation shards keep every sample
+        if drop_last and not sharded and each < batch_size:
+            held = f"{count} samples ({each} per process of {processes})" if shared else f"{count} samples"
+            raise ConfigError(f"{where}: {held} make no batch of batch_size {batch_size} with drop_last: true; "
+                              f"set batch_size to at most {each}, or drop_last: false")
 
 
 def loader_settings(config: dict, split: str) -> dict:

@@ -6,7 +6,7 @@
       - ResizeImage: {resize_short: 256}
       - CropImage: {size: 224}
       - NormalizeImage: {scale: 1.0/255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], order: ''}
-      - ToCHWImage:
+      - ToCHWImage:           # optional: without it the images are made CHW after the ops, as PaddleClas does
 """
 import re
 
@@ -109,7 +109,11 @@ PADDLECLAS_OPS = {"DecodeImage": _decode, "ResizeImage": _resize, "RandCropImage
 
 
 def paddleclas_transforms(ops, where):
-    """PaddleClas `transform_ops` (a list of one-key mappings `{OpName: {args}}`) as our `transforms` list."""
+    """PaddleClas `transform_ops` (a list of one-key mappings `{OpName: {args}}`) as our `transforms` list.
+
+    PaddleClas's datasets transpose each image from HWC to CHW after the ops (`CommonDataset.__getitem__`), so its
+    published sections have no `ToCHWImage`; the list ends with that transpose unless an op already made CHW.
+    """
     if not isinstance(ops, list):
         raise ConfigError(f"{where} must be a list like [{{DecodeImage: {{to_rgb: true}}}}, ...], got {ops!r}")
     specs = []
@@ -121,4 +125,6 @@ def paddleclas_transforms(ops, where):
             raise ConfigError(f"{where}.{index}: the PaddleClas op {name} is not supported "
                               f"(supported: {', '.join(PADDLECLAS_OPS)})")
         specs.extend(PADDLECLAS_OPS[name](args, f"{where}.{index}.{name}"))
+    if not any(spec["name"] == "Transpose" for spec in specs):
+        specs.extend(_to_chw(None, where))
     return specs

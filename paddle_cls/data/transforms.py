@@ -1,5 +1,6 @@
 """Transforms by name, and the way from an image file to what a config's model takes (the same steps as its
 test split's samples), written out for deployment too."""
+import numbers
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -12,9 +13,21 @@ from .cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from .folder import OWN_IMAGES
 from .paddleclas_ops import ScaleNormalize, paddleclas_transforms
 
+
+class Normalize(T.Normalize):
+    """paddle.vision's `Normalize`, except that a scalar `mean` or `std` applies to every channel the image has:
+    Paddle's makes it three values, which turns a grey [1, H, W] image into [3, H, W]."""
+
+    def __init__(self, mean=0.0, std=1.0, data_format="CHW", to_rgb=False, keys=None):
+        super().__init__(mean, std, data_format, to_rgb, keys)
+        # one value broadcasts over any number of channels
+        self.mean = [mean] if isinstance(mean, numbers.Number) else mean
+        self.std = [std] if isinstance(std, numbers.Number) else std
+
+
 TRANSFORMS = {
     "ToTensor": T.ToTensor,
-    "Normalize": T.Normalize,
+    "Normalize": Normalize,
     "Transpose": T.Transpose,
     "Resize": T.Resize,
     "CenterCrop": T.CenterCrop,
@@ -90,12 +103,17 @@ def preprocessing_steps(config: dict, split: str = "Test") -> dict:
     colour, image backend and the deterministic transforms of `DataLoader.<split>.dataset`.
 
     CIFAR-10 and MNIST samples have one size, so any picture is first resized to the model's input; your own
-    images go through the config's own resize and crop, as they did in evaluation.
+    images go through the config's own resize and crop, as they did in evaluation. A config without `split`
+    takes the Eval split's, else the deterministic part of the Train split's.
     """
-    spec = config["DataLoader"][split]["dataset"]
+    loaders = config["DataLoader"]
+    split = split if split in loaders else next(name for name in ("Eval", "Train") if name in loaders)
+    spec = loaders[split]["dataset"]
     image_shape = config["Global"]["image_shape"]
     if spec["name"] == "CIFAR10Dataset":
         steps = [{"name": "ToTensor"}, {"name": "Normalize", "mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)}]
+    elif split == "Train":
+        steps = transform_specs(spec, "DataLoader.Train.dataset", evaluation=True) or []
     else:
         steps = split_transforms(config, split) or []
     if spec["name"] in _BUILTIN_DATASETS:

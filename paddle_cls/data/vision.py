@@ -3,7 +3,8 @@
 Both subclass Paddle's own classes, so images, transforms, backends and labels behave exactly as Paddle's
 do; only the file reading is replaced. Cifar10 reads the batches through the restricted unpickler (Paddle's
 uses `pickle.load`), from any location `find_cifar10` accepts. MNIST checks the idx files' magic numbers
-and sizes and parses them with NumPy instead of per-image `struct` calls.
+and sizes and parses them with NumPy instead of per-image `struct` calls; it reads them gzipped or not, under
+the names people's copies have.
 """
 import gzip
 import os
@@ -56,6 +57,7 @@ MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def mnist_cache_dir():
@@ -63,12 +65,32 @@ def mnist_cache_dir():
     return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", "mnist")
 
 
+def mnist_file_names(name):
+    """The names one MNIST file goes by: LeCun's gzipped original (`train-images-idx3-ubyte.gz`), uncompressed,
+    and Kaggle's and several packages' dotted form (`train-images.idx3-ubyte`), each with or without `.gz`."""
+    stem = name[:-len(".gz")]
+    dotted = stem.replace("-idx", ".idx")
+    return (name, stem, dotted, dotted + ".gz")
+
+
+def find_mnist_file(folder, name):
+    """The path of MNIST file `name` (one of `MNIST_FILES`) in `folder` under any of its names, or None."""
+    for candidate in mnist_file_names(name):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _read_idx(path, magic, item_shape):
-    try:
-        with gzip.open(path, "rb") as file:
-            raw = file.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable gzip file ({exc}); download it again") from None
+    # Gzipped or not is told by the gzip magic bytes, not the name: renamed and re-saved copies are common.
+    with open(path, "rb") as file:
+        raw = file.read()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc}); download it again") from None
     header = 8 + 4 * len(item_shape)
     if len(raw) < header:
         raise DataError(f"{path}: too short for an MNIST idx header")
@@ -86,7 +108,11 @@ def _read_idx(path, magic, item_shape):
 
 
 class MNIST(vision_datasets.MNIST):
-    """Paddle's `MNIST` from a local folder holding the four `*-idx?-ubyte.gz` files, or Paddle's download.
+    """Paddle's `MNIST` from a local folder holding the four MNIST idx files, or Paddle's download.
+
+    Each file may be gzipped or not (told by its first bytes, whatever its name) and named as LeCun's site
+    (`train-images-idx3-ubyte.gz`), uncompressed (`train-images-idx3-ubyte`) or as Kaggle's copy
+    (`train-images.idx3-ubyte`); see `mnist_file_names`.
 
     Args:
         folder_path: the folder with `train-images-idx3-ubyte.gz` and the other three files; None means
@@ -95,16 +121,22 @@ class MNIST(vision_datasets.MNIST):
         transforms: a list of transform specs (see `build_transforms`), or None.
         download: let Paddle fetch the files (md5 checked) when they are not in `folder_path`.
         backend: 'pil' or 'cv2', as in Paddle.
+
+    Raises:
+        DataError: a file is missing (naming every name it is accepted under) and `download` is false, or a
+            file is not an MNIST idx file of the right kind and size.
     """
 
     def __init__(self, folder_path=None, mode="train", transforms=None, download=False, backend=None):
         _check_mode(mode, MNIST_FILES)
         folder = os.path.expanduser(str(folder_path)) if folder_path is not None else mnist_cache_dir()
-        paths = [os.path.join(folder, name) for name in MNIST_FILES[mode]]
-        missing = [path for path in paths if not os.path.isfile(path)]
+        paths = [find_mnist_file(folder, name) for name in MNIST_FILES[mode]]
+        missing = [name for name, path in zip(MNIST_FILES[mode], paths) if path is None]
         if missing and not download:
-            raise DataError(f"MNIST not found: {', '.join(missing)} missing. Put the four *-idx?-ubyte.gz files in "
-                            f"{folder}, point Global.data_dir at them, or allow the download (Global.download: true).")
+            names = "; ".join(f"{name} missing (also accepted: {', '.join(mnist_file_names(name)[1:])})"
+                              for name in missing)
+            raise DataError(f"MNIST not found in {folder}: {names}. Put the four MNIST files (gzipped or not) "
+                            f"there, point Global.data_dir at them, or allow the download (Global.download: true).")
         transform = transforms if callable(transforms) else build_transforms(transforms, "dataset.transforms")
         self.label_names = tuple(str(digit) for digit in range(10))
         try:
@@ -114,7 +146,7 @@ class MNIST(vision_datasets.MNIST):
             raise
         except Exception as exc:  # Paddle's downloader raises bare RuntimeErrors and network errors alike
             raise DataError(f"MNIST not found in {folder} and the download failed ({exc}). Put the four "
-                            f"*-idx?-ubyte.gz files in {folder} or point Global.data_dir at them.") from None
+                            f"MNIST files (gzipped or not) in {folder} or point Global.data_dir at them.") from None
 
     def _parse_dataset(self, buffer_size=100):
         images = _read_idx(self.image_path, _IMAGE_MAGIC, (28, 28))

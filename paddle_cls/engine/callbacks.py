@@ -1,6 +1,10 @@
 """What both engines record around the training loop, the same way: the `[Epoch]` line, the VisualDL scalars,
 and the note on runs shorter than their log or evaluation interval. The engines' own callbacks sit beside
 their drivers (`train_runner.py`, `hapi.py`)."""
+import contextlib
+import io
+import os
+
 from ..metrics import score_name
 from ..utils.distributed import is_main_process
 from ..utils.logger import logger
@@ -26,23 +30,69 @@ def note_short_run(settings, steps_per_epoch):
                         f"({settings['epochs']} epochs of {steps_per_epoch}); it {what}, as the course's RunnerV3 does")
 
 
-def scalar_recorder(settings, paths, steps_per_epoch, metric):
+def scalar_recorder(settings, paths, steps_per_epoch, metric, resume_step=None):
     """The VisualDL recorder of rank 0 (None elsewhere), every `Global.vdl_steps` steps; by default every step
-    of a run of up to 1,000 steps, and about 1,000 points over a longer one."""
+    of a run of up to 1,000 steps, and about 1,000 points over a longer one. A run resumed at `resume_step`
+    continues the records of the run it resumes (see `continue_records`)."""
     if not is_main_process():
         return None
     every = settings["vdl_steps"] or max(1, settings["epochs"] * steps_per_epoch // 1000)
-    return ScalarRecorder(paths["visualdl"], every, score_name(metric))
+    return ScalarRecorder(paths["visualdl"], every, score_name(metric), resume_step)
+
+
+def continue_records(logdir, step):
+    """Prepare the records file VisualDL shows for `logdir` (the newest `vdlrecords.*.log`) for a run resumed
+    at `step`, and return its name ("" when there is none).
+
+    The file keeps its records of steps before `step` only: a run killed after its last checkpoint wrote steps
+    that the resumed run repeats. It is rewritten atomically, in VisualDL's own format, without its meta
+    record (the writer that reopens it adds one).
+    """
+    from google.protobuf.message import DecodeError
+    from visualdl.proto import record_pb2
+    from visualdl.reader.reader import is_VDLRecord_file
+    from visualdl.reader.record_reader import RecordReader
+    from visualdl.writer.record_writer import RecordWriter
+
+    names = sorted(name for name in os.listdir(logdir) if is_VDLRecord_file(name)) if os.path.isdir(logdir) else []
+    if not names:
+        return ""
+    path, kept = os.path.join(logdir, names[-1]), []
+    for data in RecordReader(path).get_all():
+        record = record_pb2.Record()
+        try:
+            record.ParseFromString(data)
+        except DecodeError:  # a record cut short by the kill: nothing after it was written
+            break
+        if not record.values:
+            break
+        value = record.values[0]
+        if value.WhichOneof("one_value") != "meta_data" and value.id < step:
+            kept.append(data)
+    temporary = os.path.join(logdir, "rewrite.tmp")  # not a vdlrecords name: VisualDL never reads it
+    with open(temporary, "wb") as file:
+        writer = RecordWriter(file)
+        for data in kept:
+            writer.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    return names[-1]
 
 
 class ScalarRecorder:
     """The VisualDL records of a run, with the same tags on both engines: `train/loss` and `train/lr` every
-    `every` steps (`Global.vdl_steps`), `eval/loss` and `eval/<metric name>` at each evaluation."""
+    `every` steps (`Global.vdl_steps`), `eval/loss` and `eval/<metric name>` at each evaluation.
 
-    def __init__(self, logdir, every, metric_name="Accuracy"):
+    A run resumed at `resume_step` appends to the records of the run it resumes (one file, one series per tag
+    across any number of resumes), after dropping those of `resume_step` and later."""
+
+    def __init__(self, logdir, every, metric_name="Accuracy", resume_step=None):
         from visualdl import LogWriter
 
-        self.writer = LogWriter(logdir=logdir)
+        file_name = continue_records(logdir, resume_step) if resume_step is not None else ""
+        with contextlib.redirect_stdout(io.StringIO()):  # its "is exists, VisualDL will add logs to it"
+            self.writer = LogWriter(logdir=logdir, file_name=file_name)
         self.every = every
         self.score_tag = f"eval/{metric_name}"
 
@@ -53,6 +103,11 @@ class ScalarRecorder:
     def evaluation(self, step, loss, score):
         self.writer.add_scalar(tag="eval/loss", step=step, value=loss)
         self.writer.add_scalar(tag=self.score_tag, step=step, value=score)
+
+    def flush(self):
+        """Put every record given so far into the file: before a checkpoint, so that a run resumed from it
+        finds the records of all the steps before it."""
+        self.writer.flush()
 
     def close(self):
         self.writer.close()

@@ -54,6 +54,21 @@ class Components:
     metric: object
 
 
+def check_components(config: dict) -> paddle.nn.Layer:
+    """Build the config's model (without initialising its weights), optimizer, loss and metric, so that an
+    unknown name or key in Arch, Optimizer, Loss or Metric stops a run before any data is read or file written.
+
+    Returns:
+        The model, its weights uninitialised (for checks of its shape only).
+    """
+    with paddle.LazyGuard():
+        model = build_model(config)
+        build_optimizer(config["Optimizer"], model.parameters())
+    build_loss(config)
+    build_metric(config)
+    return model
+
+
 def build_components(config: dict) -> Components:
     """Model (with its pretrained weights, see `finetune`), optimizer, loss and metric from the config; built
     before the training data is read, so a config mistake surfaces at once. With `Global.to_static` the model's forward is compiled by

@@ -62,6 +62,8 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
             epoch = self._pending["epoch"]
             self._pending = None
             epoch_line(self.history, self.epochs)
+            if self.scalars is not None:
+                self.scalars.flush()  # the records up to a checkpoint are in the file before it is saved
             if self.on_epoch_done is not None:
                 self.on_epoch_done(epoch)
 
@@ -206,8 +208,7 @@ def train_hapi(config, parts, history, paths, stop):
                           "Global.engine: runner")
     model.prepare(parts.optim.optimizer, parts.loss_fn, parts.metric, amp_configs={"level": level} if level else None)
     recorder = HapiEpochRecorder(history, settings["epochs"], paths["best"], score_name(parts.metric),
-                                 len(train_loader), record_train_accuracy=settings["train_accuracy"],
-                                 scalars=scalar_recorder(settings, paths, len(train_loader), parts.metric))
+                                 len(train_loader), record_train_accuracy=settings["train_accuracy"])
     start_epoch, save_dir = 0, os.path.join(paths["output_dir"], "hapi")
     if settings["resume"]:
         resumed = resume_run(settings["resume"], paths["output_dir"], parts.model, parts.optim.optimizer, "hapi",
@@ -218,6 +219,8 @@ def train_hapi(config, parts, history, paths, stop):
             train_loader.batch_sampler.set_epoch(start_epoch)
         save_dir = os.path.join(save_dir, f"from_epoch_{start_epoch}")
         logger.info(f"[Train] resuming from {resumed['folder']} at epoch {start_epoch}")
+    recorder.scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric,
+                                       start_epoch * len(train_loader) if settings["resume"] else None)
     checkpointer = _HapiCheckpointer(paths["output_dir"], settings["save_interval"], recorder, stop, len(train_loader))
     recorder.on_epoch_done = checkpointer.epoch_done
     callbacks = [

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import paddle
+from PIL import Image
 
 from ..data.folder import read_image
 from ..data.transforms import build_preprocess
@@ -18,6 +19,8 @@ from ..utils.runtime import default_cpu_threads
 
 ENGINES = ("dygraph", "inference", "onnxruntime")
 PREPROCESS_FILE = "preprocess.json"
+# An odd, non-square picture size: preprocessing that gives the model's input for it gives it for any picture.
+PROBE_SIZE = (97, 61)
 
 
 def _on_gpu():
@@ -81,6 +84,7 @@ class OnnxModel:
         onnxruntime = import_onnxruntime()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or default_cpu_threads()
+        options.log_severity_level = 3  # errors only: its warnings about paddle2onnx's unused constants are noise
         self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
@@ -163,13 +167,21 @@ class Predictor:
 
     `predictor(images, topk)` takes image file paths or PIL images and returns, for each, the `topk` most
     probable `(class name, probability)`.
+
+    Raises:
+        ConfigError: the steps of `preprocess.json` do not turn a picture of any size into the model's input
+            (an export made before `export` checked that), so that no image is refused later.
     """
 
     def __init__(self, folder, engine="inference", threads=None):
         self.info = read_export_info(folder)
         self.names = self.info["label_names"]
-        self.model = exported_model(folder, engine, threads)
         self.preprocess = build_preprocess(self.info)
+        try:
+            self.preprocess(Image.new(self.info["color"], PROBE_SIZE))
+        except ConfigError as exc:
+            raise ConfigError(f"{os.path.join(folder, PREPROCESS_FILE)}: {exc}; then export again") from None
+        self.model = exported_model(folder, engine, threads)
 
     def inputs(self, images):
         """The model's float32 [N, C, H, W] input for image paths or PIL images."""

@@ -8,7 +8,7 @@ training leaves the dev history alone.
 import numpy as np
 import paddle
 
-from ..errors import NonFiniteLoss
+from ..errors import ConfigError, NonFiniteLoss
 from ..utils.checkpoint import check_finite_weights, load_model_file, save_weights
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
@@ -150,6 +150,9 @@ class RunnerV3:
                 are read back, every 200 steps and at the end of each epoch, or when the best model is saved).
         """
         self.model.train()
+        if len(train_loader) == 0:  # the course's code divides by it
+            raise ConfigError("train_loader gives no batch: it has fewer samples than its batch_size with "
+                              "drop_last=True; lower batch_size or set drop_last=False")
         num_training_steps = num_epochs * len(train_loader)
         if eval_steps:
             if self.metric is None:

@@ -72,10 +72,13 @@ class RecordEpochs:
 
 class RunnerScalars:
     """Feeds a `ScalarRecorder` from RunnerV3: step losses are kept on the device and read back in batches
-    (no wait on the device per step); evaluations are taken from the runner's dev history."""
+    (no wait on the device per step); evaluations are taken from the runner's dev history. Before a checkpoint
+    (at each epoch's end, and after each step where `saves_after(step)`) every record so far is put into the
+    file, so that a run resumed from that checkpoint continues the records without a gap."""
 
-    def __init__(self, recorder, already_written=0):
+    def __init__(self, recorder, already_written=0, saves_after=lambda step: False):
         self.recorder = recorder
+        self.saves_after = saves_after
         self._written_evaluations = already_written
         self._pending = []
 
@@ -92,15 +95,26 @@ class RunnerScalars:
     def on_train_batch_end(self, runner, step, loss):
         if step % self.recorder.every == 0:
             self._pending.append((step, loss, runner.optimizer.get_lr()))
-        if len(self._pending) >= CHECK_EVERY or len(runner.dev_scores) > self._written_evaluations:
+        if self.saves_after(step):
+            self._write(runner)
+            self.recorder.flush()
+        elif len(self._pending) >= CHECK_EVERY or len(runner.dev_scores) > self._written_evaluations:
             self._write(runner)
 
     def on_epoch_end(self, runner, epoch):
         self._write(runner)
+        self.recorder.flush()
 
     def on_train_end(self, runner):
         self._write(runner)
         self.recorder.close()
+
+
+def checkpoint_may_follow(settings, stop):
+    """`saves_after(step)` for `RunnerScalars`: whether `Checkpointer` may save after this step within an epoch
+    (a step interval is due, or Ctrl-C was pressed), asked before it runs."""
+    every_steps = settings["save_interval"] if settings["save_unit"] == "step" else None
+    return lambda step: stop.requested or bool(every_steps and (step + 1) % every_steps == 0)
 
 
 def train_runner(config, parts, history, paths, stop):
@@ -126,9 +140,11 @@ def train_runner(config, parts, history, paths, stop):
     if settings["train_accuracy"]:
         train_eval_loader = build_loader(config, "Train", evaluation=True) if world_size() > 1 else train_loader
     callbacks.append(RecordEpochs(history, settings["epochs"], train_eval_loader))
-    scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric)
+    scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric,
+                              resumed["next_step"] if resumed else None)
     if scalars is not None:
-        callbacks.append(RunnerScalars(scalars, already_written=len(runner.dev_scores)))
+        callbacks.append(RunnerScalars(scalars, already_written=len(runner.dev_scores),
+                                       saves_after=checkpoint_may_follow(settings, stop)))
     if parts.optim.scheduler is not None:
         callbacks.append(LRStep(parts.optim.scheduler, parts.optim.by_epoch))
     checkpointer = Checkpointer(paths["output_dir"], settings["save_interval"], settings["save_unit"], history, stop,

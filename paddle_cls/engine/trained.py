@@ -1,4 +1,5 @@
 """A trained model: finding and loading its weights, and testing it on the test split."""
+import json
 import os
 from typing import Tuple
 
@@ -13,18 +14,45 @@ from .components import build_loss, build_metric, build_model
 from .runner import RunnerV3
 
 BEST_MODEL = "best_model.pdparams"
+RESULTS_FILE = "results.json"
+
+
+def trained_weights(config: dict) -> Tuple[str, str]:
+    """The trained weights to use and what they are: `Global.checkpoint`, else the weights file the last run in
+    `Global.output_dir` tested (named in its `results.json`: the best model, or the final weights of a run
+    without dev evaluation), else the best model there, else its final weights (`Global.save_name`).
+
+    Returns:
+        `(path, description)`, the path not necessarily existing.
+    """
+    settings = config["Global"]
+    if settings["checkpoint"]:
+        return settings["checkpoint"], "Global.checkpoint"
+    output_dir = settings["output_dir"]
+    try:
+        with open(os.path.join(output_dir, RESULTS_FILE), encoding="utf-8") as file:
+            tested = json.load(file).get("tested_weights")
+    except (OSError, ValueError, AttributeError):
+        tested = None
+    best, final = os.path.join(output_dir, BEST_MODEL), os.path.join(output_dir, settings["save_name"])
+    if isinstance(tested, str) and tested != BEST_MODEL:
+        path = os.path.join(output_dir, os.path.basename(tested))  # a file name: the folder may have moved
+        if os.path.isfile(path):
+            return path, "the final weights, which the run tested: no dev evaluation chose a best model"
+    if not os.path.isfile(best) and os.path.isfile(final):  # a run without a dev or a test split
+        return final, "the final weights: no dev evaluation chose a best model"
+    return best, "the best model"
 
 
 def trained_weights_path(config: dict) -> str:
-    """`Global.checkpoint`, else the best model in `Global.output_dir`."""
-    settings = config["Global"]
-    return settings["checkpoint"] or os.path.join(settings["output_dir"], BEST_MODEL)
+    """The path of `trained_weights`."""
+    return trained_weights(config)[0]
 
 
 def load_trained_model(config: dict) -> paddle.nn.Layer:
-    """The config's model with the weights of `Global.checkpoint`, else the best model in `Global.output_dir`."""
+    """The config's model with the weights of `trained_weights`."""
     settings = config["Global"]
-    checkpoint = trained_weights_path(config)
+    checkpoint, description = trained_weights(config)
     if not os.path.isfile(checkpoint):
         raise CheckpointError(f"no model file at {checkpoint}: train first (tools/train.py -c CONFIG) "
                               "or name one with -o Global.checkpoint=PATH")
@@ -32,7 +60,7 @@ def load_trained_model(config: dict) -> paddle.nn.Layer:
     model = build_model(config)
     load_model_file(model, checkpoint)
     model.eval()
-    logger.info(f"Loaded {checkpoint}")
+    logger.info(f"Loaded {checkpoint} ({description})")
     return model
 
 

@@ -7,7 +7,7 @@ import paddle
 
 from ..config import dump_config
 from ..data.folder import OWN_IMAGES
-from ..data.loader import CLASSES_FILE, class_names, data_summary
+from ..data.loader import CLASSES_FILE, check_batches, class_names, data_summary
 from ..errors import ConfigError
 from ..utils.checkpoint import load_model_file, save_weights
 from ..utils.distributed import init_parallel, is_main_process, rank, world_size
@@ -16,12 +16,27 @@ from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_validation_accuracy
 from ..utils.runtime import seed_everything, set_device
 from .checkpointing import StopRequest
-from .components import build_components
+from .components import build_components, check_components
 from .hapi import train_hapi
+from .input_check import check_inputs
 from .train_runner import train_runner
-from .trained import BEST_MODEL, test_model
+from .trained import BEST_MODEL, RESULTS_FILE, test_model
 
 ENGINES = {"runner": train_runner, "hapi": train_hapi}
+
+
+def check_output_dir(path):
+    """ConfigError when `Global.output_dir` could not be created or written, found without creating anything."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        reason = f"{existing} is a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    else:
+        return
+    raise ConfigError(f"Global.output_dir: cannot write to {path} ({reason}); choose another folder")
 
 
 def prepare_output_dir(path):
@@ -42,10 +57,15 @@ def weights_fingerprint(model: paddle.nn.Layer) -> float:
 
 
 def train(config: dict) -> dict:
-    """Train as the config says on `Global.engine`, then test the best model.
+    """Train as the config says on `Global.engine`, then test the best model (the final weights without one).
 
     Writes into `Global.output_dir`: the best model, the final weights (`Global.save_name`), the config,
-    the log, the per-epoch history (JSON, CSV) and its figures, VisualDL records and `results.json`.
+    the log, the per-epoch history (JSON, CSV) and its figures, VisualDL records and `results.json` (which
+    names the weights file tested, the one eval, predict and export then use).
+
+    Raises:
+        ConfigError: before anything is written, when a split's transforms do not give `Global.image_shape`
+            or the model takes other input channels (see `input_check.check_inputs`).
 
     Returns:
         A dict of the results (best dev score, test accuracy and loss).
@@ -54,12 +74,20 @@ def train(config: dict) -> dict:
     if settings["engine"] not in ENGINES:
         raise ConfigError(f"Global.engine: unknown engine {settings['engine']!r} (valid: {', '.join(ENGINES)})")
     main = is_main_process()
+    device = set_device(settings["device"], settings["num_threads"])  # the checks' tensors go there too
+    # before any data is read or file written: names and keys, the output folder, what the data gives the model
+    lazy_model = check_components(config)
+    if main:
+        check_output_dir(settings["output_dir"])
+    check_inputs(config, lazy_model)
+    check_batches(config)
     output_dir = prepare_output_dir(settings["output_dir"]) if main else settings["output_dir"]
+    if main and os.path.isfile(os.path.join(output_dir, RESULTS_FILE)):
+        os.remove(os.path.join(output_dir, RESULTS_FILE))  # an earlier run's: it would name that run's weights
     paths = {"output_dir": output_dir, "best": os.path.join(output_dir, BEST_MODEL),
              "visualdl": os.path.join(output_dir, "visualdl")}
     handler = log_to_file(os.path.join(output_dir, "train.log")) if main else None
     try:
-        device = set_device(settings["device"], settings["num_threads"])
         init_parallel()
         seed_everything(settings["seed"], settings["deterministic"])
         names = class_names(config)
@@ -90,11 +118,14 @@ def train(config: dict) -> dict:
         if "Test" in config["DataLoader"]:
             if best_dev_score is not None and os.path.isfile(paths["best"]):
                 load_model_file(parts.model, paths["best"])
+                results["tested_weights"] = BEST_MODEL
             else:
-                logger.info("No dev evaluation ran, so the final weights are tested.")
+                results["tested_weights"] = settings["save_name"]
+                logger.info(f"No dev evaluation ran, so the final weights ({settings['save_name']}) are tested; "
+                            "eval, predict and export use them too.")
             results["test_accuracy"], results["test_loss"], results["test_samples"] = test_model(parts.model, config)
         if main:
-            with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as file:
+            with open(os.path.join(output_dir, RESULTS_FILE), "w", encoding="utf-8") as file:
                 json.dump(results, file, indent=2)
         return results
     finally:

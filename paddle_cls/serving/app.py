@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from .. import __version__
 from ..engine.predictor import Predictor, top_k
+from ..errors import ConfigError
 from ..utils.logger import logger
 from .batching import Batcher
 from .uploads import UploadError, base64_images, decode_upload
@@ -73,6 +74,15 @@ def _topk(value, default, classes):
     if not 1 <= k <= classes:
         raise UploadError(422, f"topk: expected 1..{classes}, got {k}")
     return k
+
+
+def _model_input(predictor, image, name):
+    # Predictor refuses at start an export whose steps miss the model's shape; any image they still miss is
+    # the request's problem to report, not a server error.
+    try:
+        return predictor.preprocess(image)
+    except ConfigError as exc:
+        raise UploadError(422, f"{name}: {exc}") from None
 
 
 def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batch_size=32, max_wait=0.005,
@@ -137,7 +147,7 @@ def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batc
         k = _topk(wanted, topk, len(predictor.names))
 
         def inputs():
-            return np.stack([predictor.preprocess(decode_upload(data, name, channels, max_bytes))
+            return np.stack([_model_input(predictor, decode_upload(data, name, channels, max_bytes), name)
                              for name, data in uploads])
 
         logits = await batcher.logits(await run_in_threadpool(inputs))

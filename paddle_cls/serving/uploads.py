@@ -39,6 +39,7 @@ def decode_upload(data: bytes, name: str, channels: int, max_bytes: int) -> Imag
             if width * height > MAX_PIXELS:
                 raise UploadError(413, f"{name}: {width} x {height} pixels, over the limit of {MAX_PIXELS:,} pixels")
             image.load()
+            image = in_model_mode(image, channels)
     except UploadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -47,11 +48,31 @@ def decode_upload(data: bytes, name: str, channels: int, max_bytes: int) -> Imag
         raise UploadError(415, f"{name}: not an image (PNG, JPEG, BMP, WebP, TIFF, ...)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise UploadError(400, f"{name}: the image cannot be decoded ({exc})") from None
-    return in_model_mode(image, channels)
+    return image
+
+
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
+def _decode_base64(text):
+    """Bytes of `text` as any standard encoder writes it: line breaks (LF or CRLF, as MIME encoders put them every
+    76 characters) and surrounding whitespace, the URL-safe alphabet (`-_`, RFC 4648 section 5), no `=` padding.
+
+    Raises:
+        ValueError: characters outside both alphabets, the two alphabets mixed, or a length no encoder writes.
+    """
+    text = "".join(text.split())
+    if any(c in text for c in "-_"):
+        if any(c in text for c in "+/"):
+            raise ValueError("standard and URL-safe alphabets mixed")
+        text = text.translate(_URL_SAFE)
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
 def base64_images(payload) -> list:
     """The images of a JSON body `{"images": ["<base64>", ...]}` as bytes.
+
+    Each item is base64 as any standard encoder writes it (see `_decode_base64`), or a data URL holding it.
 
     Raises:
         UploadError: 422 when the body has another shape or an item is not base64.
@@ -62,10 +83,10 @@ def base64_images(payload) -> list:
     for index, text in enumerate(payload["images"]):
         if not isinstance(text, str):
             raise UploadError(422, f"images[{index}]: expected a base64 string")
-        if text.startswith("data:") and "," in text:  # a data URL, as browsers write them
+        if text.lstrip().startswith("data:") and "," in text:  # a data URL, as browsers write them
             text = text.split(",", 1)[1]
         try:
-            images.append(base64.b64decode(text, validate=True))
+            images.append(_decode_base64(text))
         except (binascii.Error, ValueError):
             raise UploadError(422, f"images[{index}]: not valid base64") from None
     return images

@@ -1,10 +1,11 @@
 """Saving and loading model files so that a crash never leaves a half-written file and a mismatch is never silent."""
 import os
-import pickle
 
+import numpy as np
 import paddle
 
 from ..errors import CheckpointError, NonFiniteLoss
+from .safe_pickle import paddle_pickle_load
 
 
 def save_atomic(obj, path):
@@ -46,17 +47,41 @@ def save_weights(model, path, when="before saving"):
     save_atomic(model.state_dict(), path)
 
 
+def _to_tensors(value):
+    """The arrays in `value` as tensors, as `paddle.load` returns them (the generic writer's `(name, array)`
+    tuples included)."""
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], np.ndarray):
+        value = value[1]
+    if isinstance(value, np.ndarray):
+        return paddle.to_tensor(value)
+    if isinstance(value, dict):
+        return type(value)((key, _to_tensors(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return [_to_tensors(item) for item in value]
+    return value
+
+
 def load_state_dict(path):
-    """Read a `.pdparams` file, with a clear error when it is missing, truncated or corrupt."""
+    """Read a `.pdparams` or `.pdopt` file as `paddle.load` does, but never running code from it.
+
+    Every read of a Paddle pickle in the toolkit comes here (`utils.safe_pickle.paddle_pickle_load`).
+
+    Raises:
+        CheckpointError: the file is missing, truncated or corrupt, not a state dict, or names anything
+            but arrays and plain values (a file crafted to run code: "refused to load 'posix.system'").
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"model file {path} not found: train first, or give the path of a saved .pdparams")
     try:
-        state = paddle.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: not a readable Paddle model file (truncated or corrupt: {exc})") from None
+        state = paddle_pickle_load(path, CheckpointError)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
-    return state
+    try:
+        return _to_tensors(state)
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a Paddle weights file (nested deeper than any state dict)") from None
 
 
 def set_state_dict_strict(model, state, source):

@@ -16,6 +16,14 @@ def world_size():
     return int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
 
 
+def run_alone():
+    """Make launched rank 0 a single process from now on: `world_size()` 1 here, in Paddle (whose `ParallelEnv`
+    reads the same variables), in the CPU thread count and in the processes it starts (loader workers).
+    For the commands one process does whole (eval, predict, export, check-data), which then need no process
+    group: the other ranks never join one, they exit."""
+    os.environ.update(PADDLE_TRAINERS_NUM="1", PADDLE_GLOBAL_SIZE="1", PADDLE_LOCAL_SIZE="1")
+
+
 def is_main_process():
     """True on rank 0, the one process that writes logs, checkpoints, figures and records."""
     return rank() == 0

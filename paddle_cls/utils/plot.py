@@ -1,7 +1,91 @@
-"""The course's training figures (nndl `plot_training_loss_acc`)."""
+"""The course's training figures (nndl `plot_training_loss_acc`), and the confusion matrix and prediction figures,
+drawn with an installed CJK font where class names need one."""
+import contextlib
+import functools
+import warnings
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
+
+from .logger import logger
+
+# Fonts with Chinese, Japanese and Korean glyphs, in the order tried: Debian's and Fedora's Noto CJK packages and
+# Adobe's release of the same fonts, then those Windows, macOS and older Linux systems ship.
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK HK", "Noto Sans CJK JP", "Noto Sans CJK KR",
+    "Source Han Sans SC", "Source Han Sans CN", "Source Han Sans",
+    "Microsoft YaHei", "SimHei", "DengXian", "Yu Gothic", "Meiryo", "MS Gothic", "Malgun Gothic",
+    "PingFang SC", "Hiragino Sans GB", "Heiti SC", "STHeiti", "Hiragino Sans", "Apple SD Gothic Neo",
+    "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback", "Noto Sans SC", "Noto Sans JP",
+    "Noto Sans KR", "NanumGothic", "Arial Unicode MS",
+)
+NO_FONT_ADVICE = ("no installed font has the characters {chars} of these labels (drawn as empty boxes); for Chinese, "
+                  "Japanese or Korean install a CJK font: apt-get install fonts-noto-cjk (Debian, Ubuntu) or "
+                  "dnf install google-noto-sans-cjk-fonts (Fedora)")
+
+
+@functools.lru_cache(maxsize=None)
+def installed_cjk_fonts():
+    """`(family, path)` of each installed font of `CJK_FONTS`, in that order; looked up once per process.
+
+    Fonts installed after matplotlib cached its font list (~/.cache/matplotlib) are found too.
+    """
+    names = {entry.name for entry in font_manager.fontManager.ttflist}
+    if not names.intersection(CJK_FONTS):
+        known = {entry.fname for entry in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a file FreeType cannot read: matplotlib skips it too
+                    continue
+        names = {entry.name for entry in font_manager.fontManager.ttflist}
+    return tuple((name, font_manager.findfont(font_manager.FontProperties(family=name)))
+                 for name in CJK_FONTS if name in names)
+
+
+def font_families_for(texts):
+    """The font families that draw every character of `texts`, and the characters none of them has.
+
+    Returns:
+        `(families, missing)`: `families` is None when the default font (rcParams) has every character, else
+        the default font's family followed by the CJK fonts (see `CJK_FONTS`) needed for the rest, for
+        matplotlib's per-character fallback; `missing` is the sorted characters no installed font has.
+    """
+    default = font_manager.get_font(font_manager.findfont(font_manager.FontProperties()))
+    missing = {char for text in texts for char in str(text)
+               if not char.isspace() and not default.get_char_index(ord(char))}
+    if not missing:
+        return None, []
+    families = [default.family_name]
+    for family, path in installed_cjk_fonts():
+        covered = {char for char in missing if font_manager.get_font(path).get_char_index(ord(char))}
+        if covered:
+            families.append(family)
+            missing -= covered
+        if not missing:
+            break
+    return (families if len(families) > 1 else None), sorted(missing)
+
+
+@contextlib.contextmanager
+def fonts_for(texts):
+    """Draw what the block creates with the default font and, for characters it lacks, installed CJK fonts.
+
+    Where no installed font has some character, says in one line which package to install (instead of one
+    matplotlib warning per character). Yields the font families used (None: the default alone).
+    """
+    families, missing = font_families_for(texts)
+    with contextlib.ExitStack() as stack:
+        if families:
+            stack.enter_context(plt.rc_context({"font.family": families}))
+        if missing:
+            logger.warning(NO_FONT_ADVICE.format(chars=" ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")))
+            stack.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        yield families
 
 
 def _show_or_close(fig):
@@ -84,32 +168,40 @@ def plot_loss_and_accuracy(history, fig_name, fig_size=(4, 3)):
 
 
 def plot_confusion_matrix(matrix, label_names, fig_name):
-    """Counts of true (rows) against predicted (columns) classes, with the per-class accuracy in the row labels."""
+    """Counts of true (rows) against predicted (columns) classes, with the per-class accuracy in the row labels.
+
+    Class names in Chinese, Japanese or Korean are drawn with an installed CJK font (see `fonts_for`).
+    """
     totals = matrix.sum(axis=1)
-    fig, axis = plt.subplots(figsize=(1.0 + 0.7 * len(label_names), 0.8 + 0.6 * len(label_names)))
-    axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
-    rows = [f"{name} ({matrix[i, i] / totals[i]:.0%})" if totals[i] else name for i, name in enumerate(label_names)]
-    axis.set_yticks(range(len(label_names)), rows)
-    for (row, col), count in np.ndenumerate(matrix):
-        axis.text(col, row, str(count), ha="center", va="center",
-                  color="white" if count > matrix.max() / 2 else "black", fontsize=8)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(fig_name)
-    _show_or_close(fig)
+    with fonts_for(label_names):
+        fig, axis = plt.subplots(figsize=(1.0 + 0.7 * len(label_names), 0.8 + 0.6 * len(label_names)))
+        axis.imshow(matrix, cmap="Blues")
+        axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+        rows = [f"{name} ({matrix[i, i] / totals[i]:.0%})" if totals[i] else name for i, name in enumerate(label_names)]
+        axis.set_yticks(range(len(label_names)), rows)
+        for (row, col), count in np.ndenumerate(matrix):
+            axis.text(col, row, str(count), ha="center", va="center",
+                      color="white" if count > matrix.max() / 2 else "black", fontsize=8)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        fig.tight_layout()
+        fig.savefig(fig_name)
+        _show_or_close(fig)
     return fig
 
 
 def plot_predictions(images, titles, fig_name):
-    """A row of pictures (uint8 HWC, or HW for grey), each titled with its true and predicted labels."""
-    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.6), squeeze=False)
-    for axis, image, title in zip(axes[0], images, titles):
-        axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        axis.set_title(title, fontsize=8)
-        axis.axis("off")
-    fig.tight_layout()
-    fig.savefig(fig_name)
-    _show_or_close(fig)
+    """A row of pictures (uint8 HWC, or HW for grey), each titled with its true and predicted labels.
+
+    Titles in Chinese, Japanese or Korean are drawn with an installed CJK font (see `fonts_for`).
+    """
+    with fonts_for(titles):
+        fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.6), squeeze=False)
+        for axis, image, title in zip(axes[0], images, titles):
+            axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
+            axis.set_title(title, fontsize=8)
+            axis.axis("off")
+        fig.tight_layout()
+        fig.savefig(fig_name)
+        _show_or_close(fig)
     return fig
