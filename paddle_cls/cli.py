@@ -15,6 +15,7 @@ from .engine.trained import trained_weights_path
 from .errors import CheckpointError, PaddleClsError, TrainingInterrupted
 from .models import print_summary
 from .utils.distributed import rank, run_alone, world_size
+from .utils.runtime import resolve_device
 
 
 def _parser(description, prog=None):
@@ -172,6 +173,8 @@ def serve_main(argv=None, prog=None):
     parser.add_argument("--batch-size", type=int, default=32, help="most images run together")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the engine (default: all)")
+    parser.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N: where the inference engine runs "
+                        "(default: the config's Global.device with -c, else auto); onnxruntime runs on the CPU")
     args = parser.parse_args(argv)
     try:
         import uvicorn
@@ -181,31 +184,36 @@ def serve_main(argv=None, prog=None):
         print(f"error: serving needs FastAPI and uvicorn ({exc}): pip install 'paddle_cls[serve]'", file=sys.stderr)
         return 2
     try:
-        folder, engine = serving_source(args)
+        folder, engine, device = serving_source(args)
         app = create_app(folder, engine, args.threads, int(args.max_upload_mb * 2**20), args.batch_size,
-                         args.max_wait_ms / 1000, args.topk)
+                         args.max_wait_ms / 1000, args.topk, device)
     except PaddleClsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"Serving {folder} ({engine}) at http://{args.host}:{args.port}/", flush=True)
+    print(f"Serving {folder} ({engine} on {app.state.device}) at http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def serving_source(args):
-    """`(export folder, engine)` for `serve`'s -c/--model and --engine."""
+    """`(export folder, engine, Paddle device string)` for `serve`'s -c/--model, --engine and --device (default:
+    the config's Global.device, else auto)."""
     if args.config:
         config = load_config(args.config, args.override)
+        setting = ("--device", args.device) if args.device else ("Global.device", config["Global"]["device"])
+        device = resolve_device(setting[1], setting[0])
         folder, weights = os.path.join(config["Global"]["output_dir"], EXPORT_DIR), trained_weights_path(config)
-        engine = choose_engine(args.engine, folder, weights)
+        engine = choose_engine(args.engine, folder, weights, device)
         if engine == "dygraph":
             raise CheckpointError(f"no export of {weights} in {folder}: run `paddle-cls export -c {args.config}` "
                                   "(with --onnx for onnxruntime) first")
-        return folder, engine
+        return folder, engine, device
+    device = resolve_device(args.device or "auto", "--device")
     verified = read_export_info(args.model).get("verified", {})
     if args.engine != "auto":
-        return args.model, args.engine
-    return args.model, "onnxruntime" if "onnxruntime" in verified and onnxruntime_installed() else "inference"
+        return args.model, args.engine, device
+    onnx = "onnxruntime" in verified and onnxruntime_installed(device)
+    return args.model, "onnxruntime" if onnx else "inference", device
 
 
 COMMANDS = {"train": train_main, "eval": eval_main, "predict": predict_main, "export": export_main,

@@ -215,6 +215,15 @@ def validate(config, source="config"):
                           "(eval_steps: 0 to evaluate once per epoch)")
     if (settings["eval_steps"] or settings["eval_per_epoch"]) and "Eval" not in loaders:
         raise ConfigError("evaluation is asked for (Global.eval_steps or eval_per_epoch) but DataLoader.Eval is missing")
+    if settings["engine"] == "hapi" and settings["amp"] not in ("off", False):
+        # At O2 paddle.Model evaluates without auto_cast (float32 images into float16 weights), saves float16
+        # files (no save_dtype) and, data-parallel, decorates the network after DataParallel has wrapped it.
+        if settings["amp"] == "O2":
+            raise ConfigError("Global.amp: O2 does not work on Global.engine: hapi (paddle.Model evaluates its "
+                              "float16 weights without auto_cast); use Global.amp: O1, or Global.engine: runner")
+        if settings["amp_dtype"] != "float16":
+            raise ConfigError("Global.amp_dtype: paddle.Model's AMP supports float16 only; use bfloat16 with "
+                              "Global.engine: runner")
 
 
 def shipped_configs_dir() -> str:

@@ -12,13 +12,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _launch(tmp_path, name, engine, data_dir, *extra, launcher=("--nproc_per_node", "2"),
-            config="configs/mynet_cifar10.yml"):
+            config="configs/mynet_cifar10.yml", script="tools/train.py"):
     output_dir, log_dir = tmp_path / name, tmp_path / f"{name}-logs"
     overrides = [f"Global.data_dir={data_dir}", f"Global.output_dir={output_dir}", "Global.device=cpu",
                  f"Global.engine={engine}", "Global.epochs=2", "Global.log_steps=5", "DataLoader.Train.batch_size=16",
                  "DataLoader.Eval.batch_size=12", "DataLoader.Test.batch_size=12", *extra]
     command = [sys.executable, "-m", "paddle.distributed.launch", *launcher, "--log_dir", str(log_dir),
-               "tools/train.py", "-c", config]
+               script, "-c", config]
     result = subprocess.run(command + [arg for o in overrides for arg in ("-o", o)], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     logs = [open(log_dir / name).read() for name in sorted(os.listdir(log_dir)) if name.startswith("workerlog")]
@@ -45,6 +45,18 @@ def test_two_processes_agree_and_count_every_sample_once(tmp_path, data_dir, eng
                             text=True, timeout=300)
     test_line = f"[Test] accuracy/loss: {results['test_accuracy']:.4f}/{results['test_loss']:.4f}"
     assert test_line in single.stdout and all(test_line in log for log in logs)
+
+
+@pytest.mark.parametrize("engine", ["runner", "hapi"])
+def test_every_process_tests_the_best_model_that_process_0_is_still_writing(tmp_path, data_dir, engine):
+    # One epoch: its evaluation saves best_model.pdparams (3 s late, tests/slow_best_writer.py) from the final weights.
+    output_dir, logs, _ = _launch(tmp_path, "slow", engine, data_dir, "Global.epochs=1",
+                                  script="tests/slow_best_writer.py")
+    final = dict(_fingerprints(logs))
+    tested = [re.findall(r"process (\d) tested (\S+): (\S+)", log) for log in logs]
+    assert sorted(tested) == [[("0", "best_model.pdparams", final["0"])], [("1", "best_model.pdparams", final["1"])]]
+    assert final["0"] == final["1"]
+    assert json.load(open(output_dir / "results.json"))["tested_weights"] == "best_model.pdparams"
 
 
 def test_distributed_run_resumes_mid_epoch(tmp_path, data_dir):

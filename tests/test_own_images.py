@@ -212,7 +212,7 @@ def test_evaluation_uses_the_deterministic_part_of_the_transforms(digits, tmp_pa
     for split in ("Eval", "Test"):
         del config["DataLoader"][split]["dataset"]["transforms"]
     test_set = build_dataset(config, "Test")
-    assert np.array_equal(test_set[3][0].numpy(), test_set[3][0].numpy()) and test_set[3][0].shape == [3, 32, 32]
+    assert np.array_equal(test_set[3][0], test_set[3][0]) and list(test_set[3][0].shape) == [3, 32, 32]
     assert preprocessing_steps(config)["steps"] == [{"name": "Resize", "size": 32}, {"name": "CenterCrop", "size": 32},
                                                     {"name": "ToTensor"}]
     config["DataLoader"]["Test"]["dataset"]["transforms"] = [{"name": "ToTensor"}]

@@ -44,7 +44,7 @@ def test_mnist_equals_paddles_own_parser(data_dir):
                                 transform=paddle.vision.transforms.ToTensor(), download=False)
     assert len(ours) == len(ref) == 200
     for index in (0, 77, 199):
-        np.testing.assert_array_equal(ours[index][0].numpy(), ref[index][0].numpy())
+        np.testing.assert_array_equal(np.asarray(ours[index][0]), ref[index][0].numpy())
         assert ours[index][1].tolist() == ref[index][1].tolist() and ours[index][1].shape == (1,)
     normalised, _ = MNIST(data_dir, "test", [{"name": "ToTensor"}, {"name": "Normalize", "mean": [0.5],
                                                                        "std": [0.5]}])[0]

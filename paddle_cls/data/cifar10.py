@@ -12,6 +12,7 @@ import numpy as np
 from paddle import io
 
 from ..errors import DataError
+from ..utils.distributed import one_process_at_a_time
 from ..utils.logger import logger
 from ..utils.safe_pickle import safe_load
 
@@ -54,7 +55,8 @@ def find_cifar10(data_dir=None, download=False):
     Args:
         data_dir: the `cifar-10-batches-py` folder, a folder holding it, `cifar-10-python.tar.gz`, or a
             folder holding the archive. None looks in Paddle's dataset cache.
-        download: fetch the official archive into Paddle's dataset cache (md5 checked) when not found.
+        download: fetch the official archive into Paddle's dataset cache (md5 checked) when not found; one
+            process at a time (the ranks of a launched run), the others waiting for its file.
 
     Raises:
         DataError: nothing found and download not allowed or failed; the message says where to put the file.
@@ -73,11 +75,15 @@ def find_cifar10(data_dir=None, download=False):
                 return os.path.join(data_dir, ARCHIVE_NAME)
         where = data_dir
     else:
-        if os.path.isfile(cache_archive):
+        if os.path.isfile(cache_archive) and not download:
             return cache_archive
         where = cifar10_cache_dir()
     if download:
-        return _download_cifar10(where)
+        # all ranks of a launch come here at once, and Paddle writes in place: one fetches, the others wait
+        with one_process_at_a_time(cache_archive + ".lock", f"the CIFAR-10 download into {cifar10_cache_dir()}"):
+            if data_dir is None and os.path.isfile(cache_archive):
+                return cache_archive
+            return _download_cifar10(where)
     raise DataError(
         f"CIFAR-10 not found at {where}: expected {ARCHIVE_NAME} (md5 {CIFAR10_MD5}, from {CIFAR10_URL}) "
         f"or its extracted {BATCH_FOLDER} folder there. Put it there, point Global.data_dir at it, "
@@ -106,9 +112,10 @@ def _refuse_unsafe_members(location, members):
     folder, or that are links or devices, is not the official archive and is refused whole."""
     for member in members:
         parts = member.name.replace("\\", "/").split("/")
-        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
-            kind = "link" if member.issym() or member.islnk() else "device or special file" if not (
-                member.isfile() or member.isdir()) else "path outside the archive's folder"
+        plain = member.isfile() or member.isdir()
+        if member.name.startswith("/") or ".." in parts or not plain:
+            kind = ("link" if member.issym() or member.islnk() else "path outside the archive's folder" if plain
+                    else "device or special file")
             raise DataError(f"{location}: refused: member {member.name!r} is a {kind}; the official "
                             f"{ARCHIVE_NAME} holds only plain files under {BATCH_FOLDER}/")
 
@@ -195,13 +202,11 @@ def read_cifar10_split(location, mode):
 
 def read_cifar10_batches(location, names):
     """Read the batch files `names` as one `(uint8 images [N, 3, 32, 32], int64 labels [N])`, in the order of
-    `names`, each batch as long as it is (copies with batches of unequal length load as the course loads them).
+    `names`, each batch as long as it is (batches of unequal length load as the course loads them).
 
-    The images stay uint8 (123 MB for the 40,000 training images instead of 490 MB as float32). Each batch
-    is copied into one array, grown in place, as soon as it is read, and freed before the next is read, so
-    neither float64 temporaries nor concatenation copies are made. The archive hands its members over in its
-    own order, which need not be that of `names`; the blocks are then put in the order of `names` in place,
-    through a buffer of one batch.
+    The images stay uint8 (123 MB for the 40,000 training images, not 490 MB as float32); each batch is copied
+    into one array grown in place and freed before the next is read (no float64 temporaries, no concatenation),
+    and blocks that the archive hands over in another order are put in the order of `names` in place.
     """
     images = np.empty((0,) + IMAGE_SHAPE, dtype=np.uint8)
     arrived, labels = [], {}
@@ -247,15 +252,10 @@ def _order_blocks(array, blocks, names):
 
 
 def load_cifar10_batch(folder_path, batch_id=1, mode="train"):
-    """Load one batch file as the course does: float32 images in [0, 1], shape [N, 3, 32, 32], and labels.
+    """Load one batch file as the course does: `(images, labels)`, float32 [N, 3, 32, 32] in [0, 1] and int64 [N].
 
-    Args:
-        folder_path: any CIFAR-10 location that `find_cifar10` accepts.
-        batch_id: 1..5, the `data_batch_{batch_id}` file read unless `mode` is 'test'.
-        mode: 'test' reads `test_batch`; anything else reads `data_batch_{batch_id}`.
-
-    Returns:
-        `(images, labels)`: float32 [N, 3, 32, 32] and int64 [N].
+    `folder_path` is any location `find_cifar10` accepts; `mode: 'test'` reads `test_batch`, anything else
+    `data_batch_{batch_id}` (1..5).
     """
     name = "test_batch" if mode == "test" else f"data_batch_{batch_id}"
     location = find_cifar10(folder_path)

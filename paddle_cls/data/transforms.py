@@ -4,6 +4,7 @@ import numbers
 from typing import Callable, List, Optional
 
 import numpy as np
+import paddle
 from paddle.vision import transforms as T
 from PIL import Image
 
@@ -12,6 +13,45 @@ from ..errors import ConfigError
 from .cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from .folder import OWN_IMAGES
 from .paddleclas_ops import ScaleNormalize, paddleclas_transforms
+
+
+# uint8 -> float32 as paddle.vision's ToTensor computes it (`cast(img, float32) / 255.0`): Paddle 3 divides;
+# Paddle 2's eager `tensor / scalar` multiplies by the float32 reciprocal (its scale op), which differs in the
+# last bit for about half the values.
+_DIVIDES = int(paddle.__version__.split(".")[0]) >= 3
+
+
+def _to_unit(array):
+    scaled = array.astype(np.float32, order="C")
+    if _DIVIDES:
+        scaled /= np.float32(255)
+    else:
+        scaled *= np.float32(1 / 255)
+    return scaled
+
+
+class ToTensor(T.ToTensor):
+    """paddle.vision's `ToTensor` computed with NumPy on the CPU: a PIL image or HWC array -> a CHW (or, with
+    `data_format: HWC`, HWC) ndarray, uint8 scaled to float32 in [0, 1] and other types kept, as Paddle's. The
+    values are Paddle's; no Paddle tensor is made, so a sample costs no copy to the GPU and no kernel launches
+    there, and serving threads never touch the device beside the predictor."""
+
+    def __init__(self, data_format="CHW", keys=None):
+        if data_format not in ("CHW", "HWC"):
+            raise TypeError(f"data_format must be CHW or HWC, got {data_format!r}")
+        super().__init__(data_format, keys)
+
+    def _apply_image(self, img):
+        if isinstance(img, Image.Image):
+            # the dtypes and channel counts of paddle.vision.transforms.functional_pil.to_tensor
+            dtype = {"I": np.int32, "I;16": np.int32, "F": np.float32, "1": np.uint8}.get(img.mode)
+            array = np.asarray(img, dtype).reshape(img.size[1], img.size[0], -1)
+            array = array * np.uint8(255) if img.mode == "1" else array
+        else:
+            array = np.asarray(img)
+            array = array[:, :, None] if array.ndim == 2 else array
+        array = array.transpose(2, 0, 1) if self.data_format == "CHW" else array
+        return _to_unit(array) if array.dtype == np.uint8 else np.ascontiguousarray(array)
 
 
 class Normalize(T.Normalize):
@@ -26,7 +66,7 @@ class Normalize(T.Normalize):
 
 
 TRANSFORMS = {
-    "ToTensor": T.ToTensor,
+    "ToTensor": ToTensor,
     "Normalize": Normalize,
     "Transpose": T.Transpose,
     "Resize": T.Resize,
@@ -41,13 +81,36 @@ TRANSFORMS = {
 }
 
 
+# What may follow ToTensor: steps that treat its CHW array as paddle.vision treats a CHW tensor. The image
+# transforms would take the array for an HWC image (paddle.vision's NumPy path), and Normalize's to_rgb would
+# reverse its width, where on a tensor Paddle ignores it.
+_AFTER_TO_TENSOR = ("Normalize", "ScaleNormalize", "Transpose")
+
+
 def build_transforms(specs, where):
-    """A `Compose` of the transforms listed as `[{name: ToTensor}, {name: Normalize, mean: ..., std: ...}]`."""
+    """A `Compose` of the transforms listed as `[{name: ToTensor}, {name: Normalize, mean: ..., std: ...}]`,
+    computed with NumPy and PIL on the CPU: the samples are float32 ndarrays, not Paddle tensors.
+
+    Raises:
+        ConfigError: a list that is not one, an unknown transform or argument, or an image transform after
+            ToTensor (which ends the image part of the list).
+    """
     if specs is None:
         return None
     if not isinstance(specs, list):
         raise ConfigError(f"{where} must be a list like [{{name: ToTensor}}], got {specs!r}")
-    return T.Compose([build(TRANSFORMS, spec, f"{where}.{index}") for index, spec in enumerate(specs)])
+    steps, to_tensor = [], None
+    for index, spec in enumerate(specs):
+        step = build(TRANSFORMS, spec, f"{where}.{index}")
+        name = spec["name"]
+        if to_tensor is not None and (name not in _AFTER_TO_TENSOR or getattr(step, "to_rgb", False)):
+            what = "Normalize with to_rgb: true" if name == "Normalize" else name
+            raise ConfigError(f"{where}.{index}: {what} after ToTensor ({where}.{to_tensor}): ToTensor makes the "
+                              "model's CHW array and ends the image steps; move it before ToTensor"
+                              + (" (or drop to_rgb)" if name == "Normalize" else ""))
+        to_tensor = index if name == "ToTensor" and to_tensor is None else to_tensor
+        steps.append(step)
+    return T.Compose(steps)
 
 
 def transform_specs(spec: dict, where: str, evaluation: bool = False) -> Optional[List[dict]]:
@@ -137,7 +200,7 @@ def build_preprocess(preprocessing: dict) -> Callable[[Image.Image], np.ndarray]
         sample = image if use_pil else np.asarray(image)
         if transform is not None:
             sample = transform(sample)
-        sample = np.asarray(sample.numpy() if hasattr(sample, "numpy") else sample, dtype=np.float32)
+        sample = np.asarray(sample, dtype=np.float32)
         sample = sample[None] if sample.ndim == 2 else sample
         if list(sample.shape) != shape:
             raise ConfigError(f"the test transforms turn a {image.size[0]}x{image.size[1]} image into "

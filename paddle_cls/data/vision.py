@@ -9,11 +9,13 @@ the names people's copies have.
 import gzip
 import os
 import zlib
+from contextlib import nullcontext
 
 import numpy as np
 from paddle.vision import datasets as vision_datasets
 
 from ..errors import DataError
+from ..utils.distributed import one_process_at_a_time
 from .cifar10 import CIFAR10_LABELS, find_cifar10, read_cifar10_batches
 from .transforms import build_transforms
 
@@ -119,7 +121,8 @@ class MNIST(vision_datasets.MNIST):
             Paddle's cache.
         mode: 'train' (60,000 images) or 'test' (10,000).
         transforms: a list of transform specs (see `build_transforms`), or None.
-        download: let Paddle fetch the files (md5 checked) when they are not in `folder_path`.
+        download: let Paddle fetch the files (md5 checked) when they are not in `folder_path`; one process at a
+            time (the ranks of a launched run), the others waiting for its files.
         backend: 'pil' or 'cv2', as in Paddle.
 
     Raises:
@@ -139,9 +142,14 @@ class MNIST(vision_datasets.MNIST):
                             f"there, point Global.data_dir at them, or allow the download (Global.download: true).")
         transform = transforms if callable(transforms) else build_transforms(transforms, "dataset.transforms")
         self.label_names = tuple(str(digit) for digit in range(10))
+        # Paddle downloads the missing files into its cache in place: one process at a time (the ranks of a
+        # launched run), the others then find the complete files there.
+        fetching = one_process_at_a_time(os.path.join(mnist_cache_dir(), "download.lock"),
+                                         f"the MNIST download into {mnist_cache_dir()}") if missing else nullcontext()
         try:
-            super().__init__(image_path=None if missing else paths[0], label_path=None if missing else paths[1],
-                             mode=mode, transform=transform, download=True, backend=backend)
+            with fetching:
+                super().__init__(image_path=None if missing else paths[0], label_path=None if missing else paths[1],
+                                 mode=mode, transform=transform, download=True, backend=backend)
         except DataError:
             raise
         except Exception as exc:  # Paddle's downloader raises bare RuntimeErrors and network errors alike

@@ -22,7 +22,7 @@ from ..utils.safe_pickle import restricted_load
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
-STATE_VERSION = 2  # 2: records the engine that wrote the checkpoint
+STATE_VERSION = 3  # 2: records the engine that wrote the checkpoint; 3: Paddle's CPU and device random states apart
 _STATE_GLOBALS = {("paddle.base.libpaddle", "GeneratorState"): type(paddle.get_rng_state()[0])}
 
 
@@ -66,18 +66,68 @@ def restore_optimizer_state(optimizer, model, portable, source):
     optimizer.set_state_dict(state)
 
 
+def _device_type():
+    """'gpu', 'xpu' or a custom device's name: whose generators `paddle.get_rng_state()` returns; None on the CPU."""
+    kind = paddle.get_device().split(":")[0]
+    return None if kind == "cpu" else kind
+
+
+def scaler_state(scaler):
+    """A float16 `paddle.amp.GradScaler`'s state (loss scale and step counts) as plain values; None without one."""
+    if scaler is None:
+        return None
+    return {key: np.asarray(value).item() for key, value in scaler.state_dict().items()} or None
+
+
+def restore_scaler(scaler, state):
+    """Set `scaler` to a `scaler_state`, so that the loss scale continues where the checkpoint left it."""
+    scaler.load_state_dict(dict(state, scale=np.array([state["scale"]], dtype=np.float32)))
+
+
 def random_states():
-    """Python, NumPy and Paddle random states, as a checkpoint keeps them."""
+    """Python, NumPy and Paddle random states, as a checkpoint keeps them.
+
+    Paddle's are kept apart: `paddle_cpu`, the CPU generator's one state, and `paddle_device`, None on the CPU,
+    else `{"type": "gpu", "states": [...]}` with one state per visible device (`paddle.get_rng_state()` on a
+    GPU returns those, and not the CPU's).
+    """
     name, keys, position, has_gauss, cached = np.random.get_state()
+    device = _device_type()
     return {"python": random.getstate(), "numpy": (name, keys.tolist(), position, has_gauss, cached),
-            "paddle": paddle.get_rng_state()}
+            "paddle_cpu": paddle.get_rng_state("cpu"),
+            "paddle_device": {"type": device, "states": paddle.get_rng_state()} if device else None}
 
 
-def _set_random_states(states):
+def _set_device_states(saved_type, saved, source):
+    """Set the device generators to the `saved` states of `saved_type` devices where this process has them:
+    the first min(saved, visible) devices of the same type. Anything left unrestored is said in one line."""
+    device = _device_type()
+    current = paddle.get_rng_state() if device else []
+    restored = min(len(saved), len(current)) if saved_type in (device, None) else 0
+    if restored:
+        paddle.set_rng_state(list(saved[:restored]) + list(current[restored:]))
+    if restored < len(saved):
+        here = f"{len(current)} {device} device(s)" if device else "only the CPU"
+        kind = f"{saved_type} " if saved_type else ""
+        logger.info(f"[Checkpoint] {source} holds the random states of {len(saved)} {kind}device(s) and this "
+                    f"process has {here}: {restored} restored, so dropout and other random operations will differ "
+                    "from an uninterrupted run's")
+
+
+def _set_random_states(states, source):
     random.setstate(states["python"])
     name, keys, position, has_gauss, cached = states["numpy"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
-    paddle.set_rng_state(states["paddle"])
+    if "paddle" in states:  # version 2 kept only the current device's generators, CPU or one per visible GPU
+        if _device_type() is None and len(states["paddle"]) == 1:
+            paddle.set_rng_state(states["paddle"])
+        else:
+            _set_device_states(None, states["paddle"], source)
+        return
+    # paddle.set_rng_state(device="cpu") fails on Paddle 2.6 (it calls _convert_to_place on the string)
+    paddle.base.core.default_cpu_generator().set_state(states["paddle_cpu"][0])
+    if states["paddle_device"]:
+        _set_device_states(states["paddle_device"]["type"], states["paddle_device"]["states"], source)
 
 
 def save_checkpoint(output_dir, model, optimizer, state):
@@ -138,8 +188,8 @@ def load_checkpoint(folder, model, optimizer, engine):
     state_path = os.path.join(folder, "state.pdstates")
     with open(state_path, "rb") as file:
         state = restricted_load(file, state_path, _STATE_GLOBALS, CheckpointError, "training state")
-    if not isinstance(state, dict) or state.get("version") not in (1, STATE_VERSION):
-        raise CheckpointError(f"{state_path}: not a paddle_cls training state of version {STATE_VERSION}")
+    if not isinstance(state, dict) or state.get("version") not in (1, 2, STATE_VERSION):
+        raise CheckpointError(f"{state_path}: not a paddle_cls training state of version 1 to {STATE_VERSION}")
     written_by = state.get("engine") or ("runner" if state.get("runner") else "hapi")  # version 1 did not say
     if written_by != engine:
         raise CheckpointError(f"{folder} was written by the {written_by} engine and resumes only on it: "
@@ -148,7 +198,7 @@ def load_checkpoint(folder, model, optimizer, engine):
     load_model_file(model, os.path.join(folder, "model.pdparams"))
     optimizer_path = os.path.join(folder, "optimizer.pdopt")
     restore_optimizer_state(optimizer, model, load_state_dict(optimizer_path), optimizer_path)
-    _set_random_states(state["random"])
+    _set_random_states(state["random"], folder)
     return state
 
 

@@ -4,6 +4,7 @@ logits are checked against the dygraph model's on real test-split images before 
 import importlib.metadata
 import json
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import paddle
@@ -19,10 +20,37 @@ from .trained import load_trained_model, trained_weights_path
 EXPORT_DIR = "inference"
 # How far an engine's results may be from the dygraph model's on the same images. Kernels round float32 sums
 # differently, by about 1e-6 of the logits' size (1e-4 on an untrained 224-px resnet18 whose logits reach 90):
-# a limit relative to the logits passes that, and still refuses other weights or a broken graph.
+# a limit relative to the logits passes that, and still refuses other weights or a broken graph. The same limit
+# holds on a GPU because the check computes in full float32 there too (see `float32_kernels`).
 LOGIT_RTOL = 1e-4  # of max(1, the image's largest |logit|)
 PROBABILITY_ATOL = 1e-3  # softmax probabilities, as predict and serve show them
 TOP_K = 5
+# Paddle's switches for TensorFloat-32 (Ampere and newer GPUs), on by default in CUDA builds: cuDNN convolutions
+# and cuBLAS matrix products then round their inputs to 10-bit mantissas, about 1e-3 of the logits' size.
+TF32_SWITCHES = ("cudnn", "cublas")
+
+
+@contextmanager
+def float32_kernels():
+    """TensorFloat-32 off for the convolutions and matrix products run inside, both the dygraph model's and the
+    inference engine's (one process, the same switches), then as before.
+
+    Paddle's GPU kernels read `phi::AllowTF32Cudnn()` into each convolution descriptor (CUDNN_FMA_MATH when off;
+    the inference engine's fused conv+bias+activation kernel caches its descriptor at its first run) and
+    `phi::AllowTF32Cublas()` on every cuBLAS call; `paddle.base.core.set_cudnn_switch` / `set_cublas_switch` set
+    them (CUDA builds of 2.6; every build of 3.x, where a CPU ignores them). Full float32 on both sides leaves
+    only the rounding of a different summation order and of batch norm folded into the convolutions, as on a CPU.
+    """
+    core = paddle.base.core
+    switches = [name for name in TF32_SWITCHES if hasattr(core, f"set_{name}_switch")]
+    before = {name: getattr(core, f"get_{name}_switch")() for name in switches}
+    for name in switches:
+        getattr(core, f"set_{name}_switch")(False)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            getattr(core, f"set_{name}_switch")(value)
 
 
 def _test_inputs(config, count):
@@ -107,7 +135,8 @@ def export(config, onnx=False, parity_images=64):
     names, the weights exported and the engines verified).
 
     Each engine is run on up to `parity_images` test-split images and its results compared with the dygraph
-    model's (see `compare_logits`); the differences are printed, and beyond the tolerances the export is
+    model's, both in full float32 (`float32_kernels`: TF32 off on a GPU), see `compare_logits`; the differences
+    are printed, and beyond the tolerances the export is
     refused (CheckpointError) and its files removed. Refuses also when there are no trained weights to export.
 
     Raises:
@@ -131,12 +160,13 @@ def export(config, onnx=False, parity_images=64):
         _to_onnx(folder)
         engines.append("onnxruntime")
     inputs = _test_inputs(config, parity_images)
-    with paddle.no_grad():
+    with float32_kernels(), paddle.no_grad():  # on a GPU TF32 would differ by far more than the engines do
         reference = model(paddle.to_tensor(inputs)).numpy()
     threads = config["Global"]["num_threads"]
     verified = {}
     for engine in engines:
-        logits = exported_model(folder, engine, threads)(inputs)
+        with float32_kernels():
+            logits = exported_model(folder, engine, threads)(inputs)
         summary, problem = compare_logits(reference, logits)
         logger.info(f"[Export] {engine} against dygraph on {len(inputs)} test images: {summary}")
         if problem:

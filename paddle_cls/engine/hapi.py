@@ -16,15 +16,15 @@ import numpy as np
 import paddle
 
 from ..data.loader import build_loader
-from ..errors import ConfigError, NonFiniteLoss, TrainingInterrupted
+from ..errors import NonFiniteLoss, TrainingInterrupted
 from ..metrics import score_name
 from ..utils.checkpoint import check_finite_weights, save_atomic, save_weights
 from ..utils.distributed import all_reduce_sum
 from ..utils.logger import console_into_log_files, logger
 from ..utils.progress import TrainingProgress
-from ..utils.runtime import amp_level
+from ..utils.precision import amp_level
 from .callbacks import epoch_line, note_short_run, scalar_recorder
-from .checkpointing import random_states, resume_run, save_checkpoint, stopped_by_nan
+from .checkpointing import random_states, restore_scaler, resume_run, save_checkpoint, scaler_state, stopped_by_nan
 from .runner import CHECK_EVERY, report_evaluation
 
 
@@ -176,7 +176,7 @@ class _HapiCheckpointer(paddle.callbacks.Callback):
             return
         state = {"engine": "hapi", "next_step": (epoch + 1) * self.steps_per_epoch, "epoch_loss_sum": 0.0, "runner": None,
                  "best_score": self.recorder.best_score, "history": list(self.recorder.history.rows),
-                 "random": random_states()}
+                 "random": random_states(), "grad_scaler": scaler_state(getattr(self.model, "_scaler", None))}
         self.latest = save_checkpoint(self.output_dir, self.model.network, self.model._optimizer, state) or self.latest
         if self.latest:
             logger.info(f"[Checkpoint] epoch {epoch}: saved {self.latest}")
@@ -202,10 +202,7 @@ def train_hapi(config, parts, history, paths, stop):
     # Given the input spec, paddle.Model does not inspect forward's signature, which to_static hides.
     image_spec = paddle.static.InputSpec([None, *settings["image_shape"]], "float32", "image")
     model = paddle.Model(parts.model, inputs=[image_spec])
-    level = amp_level(config, paddle.get_device())
-    if level and settings["amp_dtype"] != "float16":
-        raise ConfigError("Global.amp_dtype: paddle.Model's AMP supports float16 only; use bfloat16 with "
-                          "Global.engine: runner")
+    level = amp_level(config, paddle.get_device())  # O1 in float16 only (config.validate refuses the rest)
     model.prepare(parts.optim.optimizer, parts.loss_fn, parts.metric, amp_configs={"level": level} if level else None)
     recorder = HapiEpochRecorder(history, settings["epochs"], paths["best"], score_name(parts.metric),
                                  len(train_loader), record_train_accuracy=settings["train_accuracy"])
@@ -218,6 +215,9 @@ def train_hapi(config, parts, history, paths, stop):
         if hasattr(train_loader.batch_sampler, "set_epoch"):  # a data-parallel sampler shuffles by epoch number
             train_loader.batch_sampler.set_epoch(start_epoch)
         save_dir = os.path.join(save_dir, f"from_epoch_{start_epoch}")
+        if resumed.get("grad_scaler"):  # paddle.Model makes its float16 loss scaler at its first step unless set
+            model._scaler = paddle.amp.GradScaler()
+            restore_scaler(model._scaler, resumed["grad_scaler"])
         logger.info(f"[Train] resuming from {resumed['folder']} at epoch {start_epoch}")
     recorder.scalars = scalar_recorder(settings, paths, len(train_loader), parts.metric,
                                        start_epoch * len(train_loader) if settings["resume"] else None)

@@ -17,7 +17,8 @@ from ..utils.plot import plot_confusion_matrix, plot_predictions
 from ..utils.runtime import set_device
 from .export import EXPORT_DIR
 from .predictor import choose_engine, exported_model, read_export_info, top_k
-from .trained import load_trained_model, test_model, trained_weights_path
+from .runner import RunnerV3
+from .trained import load_trained_model, run_precision, test_model, trained_weights_path
 
 
 class _RecordingAccuracy(Accuracy):
@@ -62,10 +63,10 @@ def trained_model(config, engine="auto"):
     `predictor.choose_engine`), as a layer: a tensor [N, C, H, W] in, its logits out."""
     settings = config["Global"]
     folder = os.path.join(settings["output_dir"], EXPORT_DIR)
-    engine = choose_engine(engine, folder, trained_weights_path(config))
+    set_device(settings["device"], settings["num_threads"])  # first: auto picks onnxruntime for a CPU only
+    engine = choose_engine(engine, folder, trained_weights_path(config), paddle.get_device())
     if engine == "dygraph":
         return load_trained_model(config)
-    set_device(settings["device"], settings["num_threads"])
     info = read_export_info(folder)
     names, shape = list(class_names(config)), settings["image_shape"]
     if info["label_names"] != names or list(info["input_shape"]) != list(shape):
@@ -121,7 +122,9 @@ def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png"
     """
     settings = config["Global"]
     network = trained_model(config, engine)
-    model = lambda batch: network(paddle.to_tensor(batch)).numpy()  # noqa: E731
+    level, dtype = run_precision(network, config)
+    runner = RunnerV3(network, None, None, None, amp_level=level, amp_dtype=dtype)  # as the run computed
+    model = lambda batch: runner.predict(paddle.to_tensor(batch)).astype("float32").numpy()  # noqa: E731
     results, failures, pictures = [], [], []
     test_set = build_dataset(config, "Test") if indices else None
     names = class_names(config)

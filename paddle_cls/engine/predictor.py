@@ -23,8 +23,8 @@ PREPROCESS_FILE = "preprocess.json"
 PROBE_SIZE = (97, 61)
 
 
-def _on_gpu():
-    return paddle.get_device().startswith("gpu")
+def _on_gpu(device=None):
+    return (device or paddle.get_device()).startswith("gpu")
 
 
 class InferenceModel:
@@ -36,9 +36,10 @@ class InferenceModel:
     Args:
         folder: the folder `export` wrote (holding `model.json` with Paddle 3, or `model.pdmodel` with 2.x,
             and `model.pdiparams`).
+        device: a Paddle device string (cpu, gpu:N; see `runtime.resolve_device`), default Paddle's current one.
     """
 
-    def __init__(self, folder, threads=None, cpu_tuning=True):
+    def __init__(self, folder, threads=None, cpu_tuning=True, device=None):
         program = next((os.path.join(folder, f"model{ext}") for ext in (".json", ".pdmodel")
                         if os.path.isfile(os.path.join(folder, f"model{ext}"))), None)
         params = os.path.join(folder, "model.pdiparams")
@@ -46,8 +47,9 @@ class InferenceModel:
             raise CheckpointError(f"no exported model in {folder}: run `paddle-cls export -c CONFIG` first")
         settings = paddle.inference.Config(program, params)
         settings.disable_glog_info()  # its pass-by-pass log would bury the results
-        if _on_gpu():
-            settings.enable_use_gpu(256, int(paddle.get_device().split(":")[1]))
+        device = device or paddle.get_device()
+        if _on_gpu(device):
+            settings.enable_use_gpu(256, int(device.partition(":")[2] or 0))
         else:
             settings.disable_gpu()
             if cpu_tuning:
@@ -92,10 +94,11 @@ class OnnxModel:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(images, dtype=np.float32)})[0]
 
 
-def exported_model(folder, engine, threads=None):
-    """The export in `folder` run by `engine` (inference or onnxruntime)."""
+def exported_model(folder, engine, threads=None, device=None):
+    """The export in `folder` run by `engine` (inference, on `device` (default Paddle's current one), or
+    onnxruntime, on the CPU)."""
     if engine == "inference":
-        return InferenceModel(folder, threads)
+        return InferenceModel(folder, threads, device=device)
     if engine == "onnxruntime":
         return OnnxModel(folder, threads)
     raise ConfigError(f"engine {engine!r} does not run an export (valid: inference, onnxruntime)")
@@ -114,9 +117,10 @@ def read_export_info(folder):
     return info
 
 
-def choose_engine(requested, folder, weights):
-    """The engine to run: `requested`, or for `auto` the fastest one verified at export of the same `weights`
-    file (onnxruntime, then inference, when installed), else dygraph."""
+def choose_engine(requested, folder, weights, device=None):
+    """The engine to run on `device` (default Paddle's current one): `requested`, or for `auto` the fastest one
+    verified at export of the same `weights` file (on a CPU onnxruntime, then inference, when installed), else
+    dygraph."""
     if requested != "auto":
         if requested not in ENGINES:
             raise ConfigError(f"--engine {requested}: valid engines are auto, {', '.join(ENGINES)}")
@@ -130,18 +134,19 @@ def choose_engine(requested, folder, weights):
     verified = info.get("verified", {})
     if not current:
         return "dygraph"
-    if "onnxruntime" in verified and onnxruntime_installed():
+    if "onnxruntime" in verified and onnxruntime_installed(device):
         return "onnxruntime"
     return "inference" if "inference" in verified else "dygraph"
 
 
-def onnxruntime_installed():
-    """Whether onnxruntime can run here (not on a GPU machine, where paddle.inference uses the GPU)."""
+def onnxruntime_installed(device=None):
+    """Whether onnxruntime can run here and is the faster choice: not when computing on a GPU (`device`,
+    default Paddle's current one), where paddle.inference uses the GPU."""
     try:
         import_onnxruntime()
     except ConfigError:
         return False
-    return not _on_gpu()
+    return not _on_gpu(device)
 
 
 def top_k(logits, names, k):
@@ -166,14 +171,15 @@ class Predictor:
     the model through `engine` (inference or onnxruntime), and the class names it was trained with.
 
     `predictor(images, topk)` takes image file paths or PIL images and returns, for each, the `topk` most
-    probable `(class name, probability)`.
+    probable `(class name, probability)`. The images are preprocessed on the CPU; `device` (cpu, gpu:N; default
+    Paddle's current one) is where the inference engine runs the model.
 
     Raises:
         ConfigError: the steps of `preprocess.json` do not turn a picture of any size into the model's input
             (an export made before `export` checked that), so that no image is refused later.
     """
 
-    def __init__(self, folder, engine="inference", threads=None):
+    def __init__(self, folder, engine="inference", threads=None, device=None):
         self.info = read_export_info(folder)
         self.names = self.info["label_names"]
         self.preprocess = build_preprocess(self.info)
@@ -181,7 +187,8 @@ class Predictor:
             self.preprocess(Image.new(self.info["color"], PROBE_SIZE))
         except ConfigError as exc:
             raise ConfigError(f"{os.path.join(folder, PREPROCESS_FILE)}: {exc}; then export again") from None
-        self.model = exported_model(folder, engine, threads)
+        self.model = exported_model(folder, engine, threads, device)
+        self.device = "cpu" if engine == "onnxruntime" else device or paddle.get_device()  # where the model runs
 
     def inputs(self, images):
         """The model's float32 [N, C, H, W] input for image paths or PIL images."""

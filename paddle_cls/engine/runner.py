@@ -13,6 +13,8 @@ from ..utils.checkpoint import check_finite_weights, load_model_file, save_weigh
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
 from ..utils.progress import TrainingProgress
+from ..utils.precision import autocast, decorate_o2
+from .checkpointing import restore_scaler, scaler_state
 
 # Step losses are read back from the device this many at a time, and the weights checked for NaN as often.
 CHECK_EVERY = 200
@@ -55,8 +57,10 @@ class RunnerV3:
         loss_fn: called as `loss_fn(logits, labels)`, returning the mean loss.
         metric: an object with `update`, `accumulate` and `reset` (e.g. `Accuracy`); needed for evaluation.
 
-    `amp_level` ('O1' or 'O2') and `amp_dtype` ('float16' or 'bfloat16') train with automatic mixed
-    precision on a GPU, with dynamic loss scaling for float16 (not in the course).
+    `amp_level` ('O1' or 'O2') and `amp_dtype` ('float16' or 'bfloat16') train, evaluate and predict with
+    automatic mixed precision on a GPU, with dynamic loss scaling for float16 (not in the course). At O2 the
+    model is decorated (`decorate_o2`) unless it already is: a `paddle.DataParallel` must wrap a model
+    decorated before.
 
     `train` shows progress bars (run and epoch, with rate and time left) on a terminal and in a notebook unless
     `progress=False`, and also takes `callbacks`: objects with any of `on_train_begin(runner)`, `on_epoch_begin(runner, epoch)`,
@@ -74,12 +78,17 @@ class RunnerV3:
     def __init__(self, model, optimizer, loss_fn, metric, amp_level=None, amp_dtype="float16", **kwargs):
         self.amp_level = amp_level
         self.amp_dtype = amp_dtype
-        if amp_level == "O2" and optimizer is not None:  # O2 keeps the weights in low precision (with fp32 masters)
-            model, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=amp_dtype)
+        if amp_level == "O2":  # the weights in low precision (with float32 masters in the optimizer)
+            decorated = decorate_o2(model, optimizer, amp_dtype)
+            model, optimizer = decorated if optimizer is not None else (decorated, None)
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.metric = metric
+        # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range. Made once, not
+        # per train(), so that a checkpoint carries its scale (history_state).
+        self.scaler = (paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15)
+                       if amp_level and amp_dtype == "float16" and optimizer is not None else None)
         self.dev_scores = []
         self.train_epoch_losses = []
         self._train_step_losses = []
@@ -120,10 +129,11 @@ class RunnerV3:
         return float(self._epoch_loss_sum.item())
 
     def history_state(self):
-        """The histories and best score, as plain values, for a training checkpoint."""
+        """The histories, best score and float16 loss scaler (None without one), as plain values, for a training
+        checkpoint."""
         return {"train_step_losses": list(self.train_step_losses), "train_epoch_losses": list(self.train_epoch_losses),
                 "dev_losses": list(self.dev_losses), "dev_scores": list(self.dev_scores),
-                "best_score": self.best_score}
+                "best_score": self.best_score, "grad_scaler": scaler_state(self.scaler)}
 
     def set_history_state(self, state):
         """Restore what `history_state` returned (when resuming)."""
@@ -132,6 +142,9 @@ class RunnerV3:
         self.dev_losses = [tuple(item) for item in state["dev_losses"]]
         self.dev_scores = list(state["dev_scores"])
         self.best_score = state["best_score"]
+        scaler = state.get("grad_scaler")  # None when saved without float16 AMP: the scaler starts afresh
+        if scaler and self.scaler is not None:
+            restore_scaler(self.scaler, scaler)
 
     def train(self, train_loader, dev_loader=None, num_epochs=0, log_steps=100, eval_steps=0,
               save_path="best_model.pdparams", custom_print_log=None, callbacks=(), start_step=0,
@@ -160,8 +173,7 @@ class RunnerV3:
             if dev_loader is None:
                 raise RuntimeError("Error: dev_loader can not be None!")
         self.steps_per_epoch = len(train_loader)
-        # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
-        scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if self.amp_level and self.amp_dtype == "float16" else None
+        scaler = self.scaler
         global_step = self.global_step = start_step
         first_epoch, skip = divmod(start_step, self.steps_per_epoch)
         bars = TrainingProgress(num_epochs, self.steps_per_epoch, start_step, enabled=progress)
@@ -255,13 +267,14 @@ class RunnerV3:
         return dev_score, dev_loss
 
     def _autocast(self):
-        return paddle.amp.auto_cast(enable=bool(self.amp_level), level=self.amp_level or "O1", dtype=self.amp_dtype)
+        return autocast(self.amp_level, self.amp_dtype)
 
     @paddle.no_grad()
     def predict(self, x, **kwargs):
-        """The model's output (logits) for a batch `x`, in eval mode."""
+        """The model's output (logits) for a batch `x`, in eval mode (under the runner's mixed precision)."""
         self.model.eval()
-        return self.model(x)
+        with self._autocast():
+            return self.model(x)
 
     def save_model(self, save_path):
         """Save the model's state dict to `save_path` (atomically: a crash leaves the previous file intact).

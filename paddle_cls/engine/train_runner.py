@@ -10,7 +10,7 @@ from ..errors import NonFiniteLoss
 from ..utils.distributed import is_main_process, world_size
 from ..utils.logger import logger
 from ..utils.plot import plot_training_loss_acc
-from ..utils.runtime import amp_level
+from ..utils.precision import amp_level, decorate_o2
 from .callbacks import epoch_line, note_short_run, scalar_recorder
 from .checkpointing import Checkpointer, find_checkpoint, resume_run, stopped_by_nan
 from .runner import CHECK_EVERY, RunnerV3
@@ -117,12 +117,25 @@ def checkpoint_may_follow(settings, stop):
     return lambda step: stop.requested or bool(every_steps and (step + 1) % every_steps == 0)
 
 
+def training_model(model, optimizer, level, dtype):
+    """The model and optimizer to train at AMP `level` (None, 'O1' or 'O2') in `dtype`: at O2 the bare model
+    is decorated (`utils.precision.decorate_o2`) before a data-parallel run wraps it in `paddle.DataParallel`, the order
+    Paddle requires (and PaddleClas follows).
+
+    Returns:
+        `(model, optimizer)`: the same objects, or the model wrapped.
+    """
+    if level == "O2":
+        model, optimizer = decorate_o2(model, optimizer, dtype)
+    return (paddle.DataParallel(model) if world_size() > 1 else model), optimizer
+
+
 def train_runner(config, parts, history, paths, stop):
     """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
-    model = paddle.DataParallel(parts.model) if world_size() > 1 else parts.model
-    runner = RunnerV3(model, parts.optim.optimizer, parts.loss_fn, parts.metric,
-                      amp_level=amp_level(config, paddle.get_device()), amp_dtype=settings["amp_dtype"])
+    level = amp_level(config, paddle.get_device())
+    model, optimizer = training_model(parts.model, parts.optim.optimizer, level, settings["amp_dtype"])
+    runner = RunnerV3(model, optimizer, parts.loss_fn, parts.metric, amp_level=level, amp_dtype=settings["amp_dtype"])
     train_loader = build_loader(config, "Train")
     note_short_run(settings, len(train_loader))
     evaluate = settings["eval_steps"] or settings["eval_per_epoch"]

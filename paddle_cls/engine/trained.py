@@ -1,7 +1,7 @@
 """A trained model: finding and loading its weights, and testing it on the test split."""
 import json
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import paddle
 
@@ -9,6 +9,7 @@ from ..data.loader import build_loader
 from ..errors import CheckpointError
 from ..utils.checkpoint import load_model_file
 from ..utils.logger import logger
+from ..utils.precision import amp_level
 from ..utils.runtime import set_device
 from .components import build_loss, build_metric, build_model
 from .runner import RunnerV3
@@ -64,8 +65,20 @@ def load_trained_model(config: dict) -> paddle.nn.Layer:
     return model
 
 
+def run_precision(model, config: dict) -> Tuple[Optional[str], str]:
+    """`(amp level, dtype)` to run `model` with as the config's run trained: its `Global.amp` where this device
+    has it (see `runtime.amp_level`), None for float32; None too for a model that is not a `paddle.nn.Layer`
+    (an export, which computes in float32)."""
+    settings = config["Global"]
+    level = amp_level(config, paddle.get_device(), report=False) if isinstance(model, paddle.nn.Layer) else None
+    return level, settings["amp_dtype"]
+
+
 def test_model(model: paddle.nn.Layer, config: dict, metric=None) -> Tuple[float, float, int]:
     """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line.
+
+    The model runs under the run's mixed precision (`run_precision`); at O2 it is decorated in place
+    (`utils.precision.decorate_o2`) unless the training already did it.
 
     Args:
         metric: the metric to use instead of the config's (built from the same `Metric` section).
@@ -73,7 +86,9 @@ def test_model(model: paddle.nn.Layer, config: dict, metric=None) -> Tuple[float
     Returns:
         `(accuracy, loss, number of samples evaluated)`.
     """
-    runner = RunnerV3(model, None, build_loss(config), metric or build_metric(config))
+    level, dtype = run_precision(model, config)
+    runner = RunnerV3(model, None, build_loss(config), metric or build_metric(config), amp_level=level,
+                      amp_dtype=dtype)
     score, loss = runner.evaluate(build_loader(config, "Test"))
     logger.info(f"[Test] accuracy/loss: {score:.4f}/{loss:.4f}")
     return score, loss, runner.metric.num_count

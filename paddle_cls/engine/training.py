@@ -10,7 +10,7 @@ from ..data.folder import OWN_IMAGES
 from ..data.loader import CLASSES_FILE, check_batches, class_names, data_summary
 from ..errors import ConfigError
 from ..utils.checkpoint import load_model_file, save_weights
-from ..utils.distributed import init_parallel, is_main_process, rank, world_size
+from ..utils.distributed import barrier, init_parallel, is_main_process, rank, world_size
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_validation_accuracy
@@ -116,6 +116,7 @@ def train(config: dict) -> dict:
             if any(row["dev_accuracy"] is not None for row in history.rows):
                 plot_validation_accuracy(history, os.path.join(output_dir, "validation_accuracy.png"))
         if "Test" in config["DataLoader"]:
+            barrier()  # rank 0 may still be writing best_model.pdparams (from the last evaluation) that all test
             if best_dev_score is not None and os.path.isfile(paths["best"]):
                 load_model_file(parts.model, paths["best"])
                 results["tested_weights"] = BEST_MODEL

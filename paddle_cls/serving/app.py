@@ -86,9 +86,11 @@ def _model_input(predictor, image, name):
 
 
 def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batch_size=32, max_wait=0.005,
-               topk=3):
-    """The FastAPI app serving the export in `folder` with `engine` (inference or onnxruntime)."""
-    predictor = Predictor(folder, engine, threads)
+               topk=3, device=None):
+    """The FastAPI app serving the export in `folder` with `engine` (inference or onnxruntime) on `device` (a
+    Paddle device string, default Paddle's current one). Requests are preprocessed on the CPU, in worker
+    threads; only the batches reach the device."""
+    predictor = Predictor(folder, engine, threads, device)
     batcher = Batcher(predictor.model, batch_size, max_wait)
     channels = 1 if predictor.info["color"] == "L" else 3
     index = {name: i for i, name in enumerate(predictor.names)}
@@ -101,6 +103,7 @@ def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batc
 
     app = FastAPI(title="paddle_cls", version=__version__, lifespan=lifespan)
     app.state.batcher = batcher
+    app.state.device = predictor.device
 
     @app.exception_handler(UploadError)
     async def refuse(request, exc):
@@ -115,8 +118,8 @@ def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batc
     async def info():
         import paddle
 
-        return {"model": os.path.abspath(folder), "engine": engine, "classes": predictor.names,
-                "input_shape": predictor.info["input_shape"], "max_upload_bytes": max_bytes,
+        return {"model": os.path.abspath(folder), "engine": engine, "device": predictor.device,
+                "classes": predictor.names, "input_shape": predictor.info["input_shape"], "max_upload_bytes": max_bytes,
                 "batches_run": batcher.batches_run, "images_run": batcher.images_run,
                 "versions": {"paddle_cls": __version__, "paddle": paddle.__version__,
                              "python": platform.python_version()}}

@@ -85,11 +85,14 @@ def load_state_dict(path):
 
 
 def set_state_dict_strict(model, state, source):
-    """Load `state` into `model`, refusing missing or unexpected keys and shape mismatches.
+    """Load `state` into `model`, refusing missing or unexpected keys and shape mismatches, and casting
+    floating-point values to the dtype of the model's tensor (a float32 file into a float16 model of AMP O2,
+    or a float16 file into a float32 one; Paddle's `set_state_dict` asserts "Variable dtype not match").
 
     Paddle's own `set_state_dict` only warns and leaves the unmatched parameters at their random init.
     """
-    expected = model.state_dict()
+    model = model._layers if isinstance(model, paddle.DataParallel) else model
+    expected = model.state_dict(use_hook=False)  # the tensors themselves, not AMP's float32 copies (save_dtype)
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     mismatched = [
@@ -107,7 +110,15 @@ def set_state_dict_strict(model, state, source):
             f"{source} does not fit {type(model).__name__}: " + "; ".join(problems)
             + ". Check that Arch (name and num_classes) matches the run that saved it."
         )
-    model.set_state_dict(state)
+    model.set_state_dict({key: _cast_like(value, expected[key]) for key, value in state.items()})
+
+
+def _cast_like(value, target):
+    value = paddle.to_tensor(value) if isinstance(value, np.ndarray) else value
+    if (paddle.is_tensor(value) and paddle.is_floating_point(value) and paddle.is_floating_point(target)
+            and value.dtype != target.dtype):
+        return value.astype(target.dtype)
+    return value
 
 
 def load_model_file(model, path):

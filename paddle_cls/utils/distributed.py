@@ -1,7 +1,16 @@
-"""Data-parallel runs under `paddle.distributed.launch`: which process writes, and summing across processes."""
+"""Data-parallel runs under `paddle.distributed.launch`: which process writes, waiting for it, and summing across
+processes."""
+import contextlib
 import os
 
 import paddle
+
+from .logger import logger
+
+try:
+    import fcntl
+except ImportError:  # Windows, where Paddle launches no multi-process runs
+    fcntl = None
 
 _initialised = False
 
@@ -42,3 +51,37 @@ def all_reduce_sum(tensor):
     if world_size() > 1:
         paddle.distributed.all_reduce(tensor)
     return tensor
+
+
+def barrier():
+    """Wait until every process of the launched run gets here (returns at once when not launched): after rank 0
+    writes a file that the others then read."""
+    if world_size() > 1:
+        paddle.distributed.barrier()
+
+
+@contextlib.contextmanager
+def one_process_at_a_time(lock_path, what):
+    """Run the block in one process at a time on this machine, the others waiting their turn: for a download that
+    every rank of a launched run (or two runs at once) would otherwise write into the same file together.
+
+    Args:
+        lock_path: the lock file (created, with its folder, if missing; left in place). An advisory `flock`,
+            released when the holder ends, even by a crash; none where the folder cannot be written or on Windows.
+        what: what is being done, for the one line a waiting process prints, e.g. 'the CIFAR-10 download'.
+    """
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+        lock = open(lock_path, "a") if fcntl else None
+    except OSError:  # a read-only cache: the download itself says what is wrong
+        lock = None
+    if lock is None:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info(f"Waiting for another process to finish {what} (lock {lock_path})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock

@@ -1,6 +1,7 @@
-"""Where and how a run computes: the device, CPU threads, seeding and determinism, mixed precision."""
+"""Where and how a run computes: the device, CPU threads, seeding and determinism (mixed precision: precision.py)."""
 import os
 import random
+import re
 from typing import Optional
 
 import numpy as np
@@ -11,23 +12,29 @@ from .distributed import world_size
 from .logger import logger
 
 
-def resolve_device(name: str) -> str:
-    """Map `Global.device` (auto | cpu | gpu | gpu:N) to a Paddle device string, as the course chooses it.
+def resolve_device(name: str, where: str = "Global.device") -> str:
+    """Map a device name (auto | cpu | gpu | gpu:N; `where` names its setting in messages) to a Paddle device
+    string, as the course chooses it.
 
     `auto` is `gpu:0` when Paddle is built with CUDA and a GPU is visible, else `cpu`.
+
+    Raises:
+        ConfigError: another name, a GPU on a CPU-only Paddle, or a GPU index that is not visible.
     """
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|gpu(:\d+)?", name):
+        raise ConfigError(f"{where}: {name!r} is not a device: use auto, cpu, gpu or gpu:N")
+    if name == "cpu":
+        return name
     has_cuda = paddle.is_compiled_with_cuda()
     gpus = paddle.device.cuda.device_count() if has_cuda else 0
     if name == "auto":
         return "gpu:0" if gpus else "cpu"
-    if name == "cpu":
-        return name
     if not has_cuda:
-        raise ConfigError(f"Global.device: {name} needs a CUDA build of Paddle, but this one "
-                          f"({paddle.__version__}) is CPU-only: install paddlepaddle-gpu, or set Global.device: cpu")
+        raise ConfigError(f"{where}: {name} needs a CUDA build of Paddle, but this one "
+                          f"({paddle.__version__}) is CPU-only: install paddlepaddle-gpu, or set {where}: cpu")
     index = int(name.partition(":")[2] or 0)
     if index >= gpus:
-        raise ConfigError(f"Global.device: {name}, but {gpus} GPU(s) are visible: use gpu:0..gpu:{gpus - 1} or cpu")
+        raise ConfigError(f"{where}: {name}, but {gpus} GPU(s) are visible: use gpu:0..gpu:{gpus - 1} or cpu")
     return f"gpu:{index}"
 
 
@@ -43,10 +50,22 @@ def set_device(name: str, num_threads: Optional[int] = None) -> str:
 
     On CPU, Paddle computes on one thread unless told; this uses `num_threads` (`Global.num_threads`) or,
     when None, every core this process may use (shared among the processes of a data-parallel launch).
+
+    Under `paddle.distributed.launch` each process computes where the launcher puts it: a GPU setting becomes
+    the GPU the launcher gave the process (`--devices`; said in one line when `Global.device` named another),
+    and `cpu` stays the CPU: `paddle.distributed.init_parallel_env` would otherwise pick NCCL on a CUDA build and
+    move the process to the launcher's GPU (paddle/distributed/parallel.py), so the gloo backend is chosen.
     """
     device = resolve_device(name)
-    if device.startswith("gpu") and world_size() > 1:
-        device = f"gpu:{paddle.distributed.ParallelEnv().device_id}"  # one GPU per launched process
+    if world_size() > 1:
+        if device.startswith("gpu"):
+            launched = f"gpu:{paddle.distributed.ParallelEnv().device_id}"  # one GPU per launched process
+            if name.startswith("gpu:") and launched != device:
+                logger.info(f"Global.device: {name} under paddle.distributed.launch: each process computes on the "
+                            f"GPU the launcher gives it (--devices); this one on {launched}")
+            device = launched
+        else:
+            os.environ["PADDLE_DISTRI_BACKEND"] = "gloo"
     paddle.set_device(device)
     if device == "cpu":
         threads = num_threads or default_cpu_threads()
@@ -82,14 +101,3 @@ def seed_everything(seed, deterministic=False):
         np.random.seed(seed)
         paddle.seed(seed)
     return flags
-
-
-def amp_level(config: dict, device: str) -> Optional[str]:
-    """`Global.amp` as the level to train with: None when off, and on CPU (reported, then ignored)."""
-    level = config["Global"]["amp"]
-    if level == "off":
-        return None
-    if not device.startswith("gpu"):
-        logger.info(f"Global.amp: {level} is for GPUs; training in float32 on {device}")
-        return None
-    return level
