@@ -20,6 +20,8 @@ setup(
         "gpu": ["paddlepaddle-gpu>=2.6", "numpy<2"],
         "onnx": ["paddle2onnx>=2.1", "onnxruntime"],  # export --onnx and the onnxruntime engine (Paddle 3)
         "serve": ["fastapi", "uvicorn"],  # paddle-cls serve
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn", "requests", "selenium"],
+        # ruff: the house style of pyproject.toml, checked in CI (pinned to a minor version: new ones add rules)
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn", "requests", "selenium",
+                 "ruff>=0.17,<0.18"],
     },
 )

@@ -1,11 +1,14 @@
 """Build objects from `{name: X, **kwargs}` config entries through plain name tables."""
+from __future__ import annotations
+
 import inspect
+from typing import Any, Callable, Mapping
 
 from .config import choices_hint
 from .errors import ConfigError
 
 
-def build(table, spec, where, **fixed):
+def build(table: Mapping[str, Callable], spec: Any, where: str, **fixed: Any) -> Any:
     """Create `table[spec['name']](**fixed, **rest_of_spec)`, with errors that name the config path.
 
     Args:
@@ -28,7 +31,8 @@ def build(table, spec, where, **fixed):
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for key in kwargs:
         if key in fixed or (not takes_any and key not in parameters):
-            valid = [p for p in parameters if p not in fixed and parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
+            valid = [p for p in parameters
+                     if p not in fixed and parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
             raise ConfigError(f"unknown key {where}.{key} ({choices_hint(key, ['name'] + valid)})")
     try:
         return factory(**fixed, **kwargs)

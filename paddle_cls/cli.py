@@ -1,9 +1,12 @@
 """The command line: `paddle-cls COMMAND` (or `python -m paddle_cls COMMAND`) and `tools/*.py`, taking `-c CONFIG`
 (a file, or the name of a shipped config) and repeated `-o Section.key=value`, plus each command's own switches.
 A user error (bad config, missing data or model file) prints one line and exits with status 2."""
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from typing import List, Optional, Tuple
 
 from .config import dump_config, load_config, shipped_configs, shipped_configs_dir
 from .data.check import check_data
@@ -46,7 +49,7 @@ def _run(body, args, command=None):
         return 2
 
 
-def train_main(argv=None, prog=None):
+def train_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls train`, `tools/train.py`: train, then test the best model."""
     parser = _parser("Train a model from a config, then test the best model.", prog)
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -73,7 +76,7 @@ def _engine_option(parser):
                              "auto (default): the fastest engine export verified for these weights, else dygraph")
 
 
-def eval_main(argv=None, prog=None):
+def eval_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls eval`, `tools/eval.py`: the test accuracy and loss of a saved model, per class, with a
     confusion matrix."""
     parser = _parser("Evaluate a saved model on the test split.", prog)
@@ -86,7 +89,7 @@ def eval_main(argv=None, prog=None):
     return _run(body, args, "eval")
 
 
-def export_main(argv=None, prog=None):
+def export_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls export`, `tools/export.py`: write a Paddle inference model of the trained weights (and with
     --onnx an ONNX model), with its preprocessing, each checked against the trained model."""
     parser = _parser("Export the trained model (Global.checkpoint or the best model) for paddle.inference, "
@@ -100,7 +103,7 @@ def export_main(argv=None, prog=None):
     return _run(body, args, "export")
 
 
-def predict_main(argv=None, prog=None):
+def predict_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls predict`, `tools/predict.py`: classify image files and test-split samples with a saved model."""
     parser = _parser("Classify image files (PNG, JPG, ...) or test-split samples with a saved model.", prog)
     parser.add_argument("images", nargs="*", help="image files")
@@ -122,7 +125,7 @@ def predict_main(argv=None, prog=None):
     return _run(body, args, "predict")
 
 
-def check_data_main(argv=None, prog=None):
+def check_data_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls check-data`, `tools/check_data.py`: index every split and decode every image; list all
     problems, exit 1 if any."""
     args = _parser("Check a config's data: every split indexed, every image file decoded, all problems "
@@ -138,7 +141,7 @@ def check_data_main(argv=None, prog=None):
     return _run(body, args, "check-data")
 
 
-def configs_main(argv=None, prog=None):
+def configs_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls configs`: the shipped configs, each with the source it follows."""
     argparse.ArgumentParser(prog=prog, description="List the shipped configs (use them as -c NAME).").parse_args(argv)
     print(f"shipped configs, in {shipped_configs_dir()}:")
@@ -147,7 +150,7 @@ def configs_main(argv=None, prog=None):
     return 0
 
 
-def benchmark_main(argv=None, prog=None):
+def benchmark_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls benchmark`: training, loading and inference speed on this machine, as tables."""
     from .benchmarks import main as benchmark  # measuring code, loaded only when asked for
 
@@ -157,7 +160,7 @@ def benchmark_main(argv=None, prog=None):
 SERVE_PORT = 8866
 
 
-def serve_main(argv=None, prog=None):
+def serve_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls serve`: an HTTP API and a web page over the exported model (needs paddle_cls[serve])."""
     parser = argparse.ArgumentParser(prog=prog, description="Serve an exported model over HTTP: POST /predict, "
                                      "GET /health, GET /info, and a web page at /.")
@@ -195,7 +198,7 @@ def serve_main(argv=None, prog=None):
     return 0
 
 
-def serving_source(args):
+def serving_source(args: argparse.Namespace) -> Tuple[str, str, str]:
     """`(export folder, engine, Paddle device string)` for `serve`'s -c/--model, --engine and --device (default:
     the config's Global.device, else auto)."""
     if args.config:
@@ -221,7 +224,7 @@ COMMANDS = {"train": train_main, "eval": eval_main, "predict": predict_main, "ex
             "serve": serve_main}
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     """`paddle-cls COMMAND ...` and `python -m paddle_cls COMMAND ...`: one command per tool."""
     import paddle
 

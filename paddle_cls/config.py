@@ -8,6 +8,7 @@ import copy
 import difflib
 import os
 import re
+from typing import Any, Iterable, List, Tuple
 
 import yaml
 
@@ -74,7 +75,7 @@ _GLOBAL_CHECKS = {
     "device": (lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)), "auto, cpu, gpu or gpu:N"),
     "num_threads": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1, or null for all usable cores"),
     "seed": (lambda v: v is None or _is_int(v), "an integer or null"),
-    "epochs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "output_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
     "data_dir": (lambda v: v is None or isinstance(v, str), "a path or null"),
     "download": (lambda v: isinstance(v, bool), "true or false"),
@@ -149,14 +150,14 @@ def _flatten_paddleclas_loader(loader, split, overriding=False):
             loader[key] = value
 
 
-def choices_hint(value, valid):
+def choices_hint(value: Any, valid: Iterable) -> str:
     """'valid: a, b, c; did you mean b?' for error messages."""
     close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"valid: {', '.join(map(str, valid))}{hint}"
 
 
-def parse_override(text):
+def parse_override(text: str) -> Tuple[List[str], Any]:
     """Split `Section.key=value` into (['Section', 'key'], value), the value parsed as YAML."""
     key, sep, raw = text.partition("=")
     parts = key.strip().split(".")
@@ -169,7 +170,7 @@ def parse_override(text):
     return parts, value
 
 
-def apply_override(config, text):
+def apply_override(config: dict, text: str) -> None:
     """Set the value of one `-o Section.key=value` override in `config` (in place)."""
     parts, value = parse_override(text)
     node = config
@@ -190,7 +191,7 @@ def _check_section(values, checks, where):
             raise ConfigError(f"{where}.{key} must be {expected}, got {value!r}")
 
 
-def validate(config, source="config"):
+def validate(config: dict, source: str = "config") -> None:
     """Check sections, Global and DataLoader keys and values; raise ConfigError naming the first problem."""
     for section in config:
         if section not in SECTIONS:
@@ -214,7 +215,7 @@ def validate(config, source="config"):
         raise ConfigError("Global.eval_steps and Global.eval_per_epoch both ask for evaluations: set one of them "
                           "(eval_steps: 0 to evaluate once per epoch)")
     if (settings["eval_steps"] or settings["eval_per_epoch"]) and "Eval" not in loaders:
-        raise ConfigError("evaluation is asked for (Global.eval_steps or eval_per_epoch) but DataLoader.Eval is missing")
+        raise ConfigError("evaluation is asked for (Global.eval_steps or eval_per_epoch), but no DataLoader.Eval")
     if settings["engine"] == "hapi" and settings["amp"] not in ("off", False):
         # At O2 paddle.Model evaluates without auto_cast (float32 images into float16 weights), saves float16
         # files (no save_dtype) and, data-parallel, decorates the network after DataParallel has wrapped it.
@@ -259,7 +260,7 @@ def find_config(path: str) -> str:
                       f"(shipped: {', '.join(shipped_configs())}; `paddle-cls configs` lists them)")
 
 
-def load_config(path, overrides=()):
+def load_config(path: str, overrides: Iterable[str] = ()) -> dict:
     """Read a YAML config, apply `-o` overrides, fill Global defaults and check it.
 
     Args:
@@ -292,7 +293,7 @@ def load_config(path, overrides=()):
     return config
 
 
-def dump_config(config):
+def dump_config(config: dict) -> str:
     """The config as YAML text, sections in the usual order."""
     ordered = {section: config[section] for section in SECTIONS if section in config}
     return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)

@@ -1,4 +1,7 @@
 """Losses. `LOSSES` maps the names a config may use in `Loss.name`."""
+from __future__ import annotations
+
+import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
@@ -20,7 +23,7 @@ class CrossEntropyLoss(nn.Layer):
         self.epsilon = float(label_smoothing)
         self.loss = nn.CrossEntropyLoss(soft_label=bool(self.epsilon), **kwargs)
 
-    def forward(self, logits, label):
+    def forward(self, logits: paddle.Tensor, label: paddle.Tensor) -> paddle.Tensor:
         if self.epsilon:
             classes = logits.shape[-1]
             label = F.label_smooth(F.one_hot(label.reshape([-1]), classes).astype(logits.dtype), epsilon=self.epsilon)

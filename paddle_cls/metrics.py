@@ -1,4 +1,8 @@
 """Metrics. `METRICS` maps the names a config may use in `Metric.name`."""
+from __future__ import annotations
+
+from typing import Any, List, Sequence, Union
+
 import numpy as np
 import paddle
 
@@ -63,7 +67,7 @@ class Accuracy(paddle.metric.Metric):
             hits.append(correct.astype("int64").sum())
         return hits
 
-    def update(self, outputs, labels):
+    def update(self, outputs: Any, labels: Any) -> None:
         """Add one batch: `outputs` [N, C] (or [N, 1] for two classes) and `labels` [N] or [N, 1]."""
         if isinstance(outputs, paddle.Tensor):
             labels = labels if isinstance(labels, paddle.Tensor) else paddle.to_tensor(labels)
@@ -84,29 +88,29 @@ class Accuracy(paddle.metric.Metric):
         return np.zeros(len(self.topk), dtype=np.int64) + self._hits_on_host + on_device
 
     @property
-    def num_correct(self):
+    def num_correct(self) -> int:
         """Correct (top-1, or first k) predictions so far."""
         return int(self._hits()[0])
 
-    def accumulate(self):
+    def accumulate(self) -> Union[float, List[float]]:
         """Accuracy over everything since the last `reset()`: a float for one k, a list for several."""
         if self.num_count == 0:
             return 0 if len(self.topk) == 1 else [0.0] * len(self.topk)
         values = (self._hits() / self.num_count).tolist()
         return values[0] if len(self.topk) == 1 else values
 
-    def all_reduce(self):
+    def all_reduce(self) -> None:
         """Sum the counts over the processes of a data-parallel evaluation (each saw its own shard)."""
         counts = paddle.to_tensor(np.append(self._hits(), self.num_count).astype(np.int64))
         counts = all_reduce_sum(counts).numpy()
         self._hits_on_device, self._hits_on_host, self.num_count = 0, counts[:-1], int(counts[-1])
 
-    def reset(self):
+    def reset(self) -> None:
         self._hits_on_device = 0
         self._hits_on_host = 0
         self.num_count = 0
 
-    def name(self):
+    def name(self) -> Union[str, List[str]]:
         if len(self.topk) == 1:
             return self._name
         return [f"acc_top{k}" for k in self.topk]
@@ -115,13 +119,13 @@ class Accuracy(paddle.metric.Metric):
 METRICS = {"Accuracy": Accuracy}
 
 
-def score_name(metric):
+def score_name(metric: paddle.metric.Metric) -> str:
     """The name under which engines log `metric`'s (first) score, e.g. 'Accuracy' or 'acc_top1'."""
     name = metric.name()
     return name[0] if isinstance(name, (list, tuple)) else name
 
 
-def confusion_matrix(labels, predictions, num_classes):
+def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> np.ndarray:
     """`matrix[true, predicted]` counts."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(labels).reshape(-1), np.asarray(predictions).reshape(-1)), 1)

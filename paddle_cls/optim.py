@@ -11,8 +11,11 @@ Optimizer:
 `by_epoch` says whether the schedule steps once per epoch (true) or once per batch (false, the default);
 `warmup_steps` wraps it in a linear warm-up from 0 over that many of those steps.
 """
+from __future__ import annotations
+
 import copy
 from dataclasses import dataclass
+from typing import Iterable
 
 import paddle
 
@@ -59,7 +62,7 @@ def _build_schedule(spec):
     return scheduler, by_epoch
 
 
-def build_optimizer(spec, parameters):
+def build_optimizer(spec: dict, parameters: Iterable) -> OptimizerParts:
     """The optimizer of the `Optimizer` section over `parameters`, with its schedule.
 
     A float `weight_decay` is Paddle's L2 regularisation coefficient, as in the course's

@@ -21,7 +21,8 @@ def test_same_batches_as_the_dataloader(cifar_folder, on_device):
     for (images, labels), (ref_images, ref_labels) in zip(batched, reference):
         np.testing.assert_array_equal(images, ref_images)
         np.testing.assert_array_equal(labels, ref_labels)
-    assert len(CIFAR10BatchLoader(dataset, 32, drop_last=True)) == len(list(CIFAR10BatchLoader(dataset, 32, drop_last=True))) == 5
+    loader = CIFAR10BatchLoader(dataset, 32, drop_last=True)
+    assert len(loader) == len(list(loader)) == 5
 
 
 def test_training_with_batched_loading_matches_the_dataloader(data_dir, tmp_path):

@@ -170,7 +170,8 @@ def test_crafted_archives_are_refused(tmp_path, kind):
     archive = str(tmp_path / "cifar-10-python.tar.gz")
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
-        info = tarfile.TarInfo({"dotdot": "cifar-10-batches-py/../../evil", "absolute": "/tmp/evil"}.get(kind, "cifar-10-batches-py/x"))
+        info = tarfile.TarInfo({"dotdot": "cifar-10-batches-py/../../evil", "absolute": "/tmp/evil"}.get(
+            kind, "cifar-10-batches-py/x"))
         if kind == "symlink":
             info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         elif kind == "device":

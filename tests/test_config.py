@@ -39,8 +39,9 @@ def test_overrides_are_parsed_as_yaml():
 @pytest.mark.parametrize("override,message", [
     ("Global.epoch=5", r"unknown key Global.epoch .*did you mean epochs"),
     ("Globl.epochs=5", r"unknown section Globl .*did you mean Global"),
-    ("Global.epochs=-1", r"Global.epochs must be an integer >= 0, got -1"),
-    ("Global.epochs=five", r"Global.epochs must be an integer >= 0, got 'five'"),
+    ("Global.epochs=-1", r"Global.epochs must be an integer >= 1, got -1"),
+    ("Global.epochs=0", r"Global.epochs must be an integer >= 1, got 0"),  # would train nothing
+    ("Global.epochs=five", r"Global.epochs must be an integer >= 1, got 'five'"),
     ("DataLoader.Train.batch_size=0", r"DataLoader.Train.batch_size must be an integer >= 1"),
     ("DataLoader.Train.batchsize=8", r"unknown key DataLoader.Train.batchsize .*did you mean batch_size"),
     ("Global.device=tpu", r"Global.device must be auto, cpu, gpu or gpu:N"),
@@ -87,7 +88,8 @@ def test_unknown_names_fail_before_any_data_is_read(override, message, tmp_path)
     from paddle_cls.engine import train
 
     config = load_config(f"{CONFIGS}/mynet_cifar10.yml", [override, f"Global.output_dir={tmp_path}",
-                                                          f"Global.data_dir={tmp_path}/no-data", "Global.download=false"])
+                                                          f"Global.data_dir={tmp_path}/no-data",
+                                                          "Global.download=false"])
     with pytest.raises(ConfigError, match=message):
         train(config)
 

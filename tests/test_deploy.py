@@ -80,7 +80,8 @@ def test_bad_deployments_are_one_line_errors(exported, digits, tmp_path):
     if ONNX:
         os.rename(onnx_file, onnx_file + ".away")
     try:
-        with pytest.raises(CheckpointError, match=r"no model.onnx in .*: export with `paddle-cls export -c CONFIG --onnx`"):
+        with pytest.raises(CheckpointError,
+                           match=r"no model.onnx in .*: export with `paddle-cls export -c CONFIG --onnx`"):
             evaluate(config, "onnxruntime")
     finally:
         if ONNX:
@@ -103,13 +104,13 @@ def test_onnx_on_paddle_2_says_which_paddle2onnx_to_install(tmp_path, monkeypatc
 
     import paddle
 
-    from paddle_cls.engine.export import _to_onnx
+    from paddle_cls.engine.export import to_onnx
 
     monkeypatch.setattr(paddle, "__version__", "2.6.2")
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.1.0")
     with pytest.raises(ConfigError, match=r"paddle2onnx 2.1.0 converts Paddle 3 models; with Paddle 2.6.2 install "
                                           r"paddle2onnx 1.x: pip install 'paddle2onnx<2'"):
-        _to_onnx(str(tmp_path))
+        to_onnx(str(tmp_path))
 
 
 def _resnet18_at_224(digits, tmp_path, fc_scale):
@@ -138,12 +139,12 @@ def _resnet18_at_224(digits, tmp_path, fc_scale):
 def test_a_224_px_resnet18_with_large_logits_exports_on_both_engines(digits, tmp_path, capfd, caplog):
     import paddle
 
-    from paddle_cls.engine.export import _test_inputs
+    from paddle_cls.engine.export import parity_inputs
 
     config, model = _resnet18_at_224(digits, tmp_path, fc_scale=5.0)
     model.eval()
     with paddle.no_grad():
-        logits = model(paddle.to_tensor(_test_inputs(config, 2))).numpy()
+        logits = model(paddle.to_tensor(parity_inputs(config, 2))).numpy()
     assert abs(logits).max() > 200  # float32 rounding differs between kernels by more than 1e-4 here
     folder = export(config, onnx=ONNX, parity_images=2)
     info = json.load(open(os.path.join(folder, "preprocess.json")))

@@ -81,9 +81,11 @@ def test_two_launchers_as_two_nodes_on_loopback(tmp_path, data_dir):
                  "Global.epochs=1", "Global.log_steps=5", "DataLoader.Train.batch_size=16"]
     processes = []
     for index in range(2):
-        command = [sys.executable, "-m", "paddle.distributed.launch", *node, "--log_dir", str(tmp_path / f"node{index}"),
-                   "tools/train.py", "-c", "configs/mynet_cifar10.yml", *[a for o in overrides for a in ("-o", o)]]
-        processes.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        command = [sys.executable, "-m", "paddle.distributed.launch", *node,
+                   "--log_dir", str(tmp_path / f"node{index}"), "tools/train.py", "-c", "configs/mynet_cifar10.yml",
+                   *[a for o in overrides for a in ("-o", o)]]
+        processes.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True))
     outputs = [process.communicate(timeout=600)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], [out[-2000:] for out in outputs]
     logs = [open(tmp_path / f"node{index}" / "workerlog.0").read() for index in range(2)]

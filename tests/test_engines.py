@@ -11,6 +11,7 @@ from paddle_cls.config import load_config
 from paddle_cls.engine import train
 from paddle_cls.data.loader import build_loader
 from paddle_cls.engine.components import build_model
+from paddle_cls.errors import ConfigError
 from paddle_cls.utils.checkpoint import load_model_file
 
 
@@ -71,3 +72,30 @@ def test_to_static_trains_to_the_same_weights_and_amp_is_ignored_on_cpu(data_dir
     assert compiled["test_accuracy"] == dynamic["test_accuracy"]
     assert "Global.amp: O1 is for GPUs; training in float32 on cpu" in capsys.readouterr().out
     assert load_config("configs/mynet_cifar10.yml", ["Global.amp=off"])["Global"]["amp"] == "off"
+
+
+@pytest.mark.parametrize("engine", ["runner", "hapi"])
+def test_a_run_whose_dev_accuracy_stays_zero_tests_the_first_evaluations_model(engine, data_dir, tmp_path,
+                                                                              monkeypatch, capsys):
+    # Every accuracy reads 0.0, as for a model that never gets a dev image right.
+    monkeypatch.setattr(Accuracy, "accumulate", lambda self: 0.0 if len(self.topk) == 1 else [0.0] * len(self.topk))
+    results = train(_config(data_dir, str(tmp_path), engine, "Global.epochs=2", "Optimizer.learning_rate=0.01"))
+    history = json.load(open(tmp_path / "history.json"))
+    assert [row["dev_accuracy"] for row in history] == [0.0, 0.0] and results["best_dev_score"] == 0.0
+    assert results["tested_weights"] == "best_model.pdparams"  # not the final weights, for want of a best model
+    assert "best model saved: the first evaluation (dev score 0.00000)" in capsys.readouterr().out
+    best = paddle.load(str(tmp_path / "best_model.pdparams"))
+    final = paddle.load(str(tmp_path / load_config("configs/mynet_cifar10.yml")["Global"]["save_name"]))
+    assert any(not np.array_equal(best[name].numpy(), final[name].numpy()) for name in best)  # epoch 0's, kept
+    if engine == "hapi":  # hapi's own snapshot of epoch 0 is the same weights
+        first = paddle.load(str(tmp_path / "hapi" / "0.pdparams"))
+        assert all(np.array_equal(best[name].numpy(), first[name].numpy()) for name in best)
+
+
+@pytest.mark.parametrize("engine", ["runner", "hapi"])
+def test_resuming_a_finished_run_is_refused_rather_than_training_nothing(engine, data_dir, tmp_path):
+    train(_config(data_dir, str(tmp_path), engine, "Global.epochs=1"))
+    with pytest.raises(ConfigError, match=r"nothing left to train; raise (num_epochs \()?Global.epochs"):
+        train(_config(data_dir, str(tmp_path), engine, "Global.epochs=1", "Global.resume=auto"))
+    resumed = train(_config(data_dir, str(tmp_path), engine, "Global.epochs=2", "Global.resume=auto"))
+    assert len(json.load(open(tmp_path / "history.json"))) == 2 and resumed["test_samples"] > 0

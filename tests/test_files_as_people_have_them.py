@@ -166,8 +166,9 @@ def test_an_evaluation_list_may_lack_a_class(tmp_path):
     dataset = {"name": "ImageNetDataset", "transforms": [{"name": "Resize", "size": [8, 8]}, {"name": "ToTensor"}]}
     config = {"Global": {"device": "cpu", "image_shape": [3, 8, 8], "output_dir": str(tmp_path / "out")},
               "Arch": {"name": "MyNet"}, "Optimizer": {"name": "Adam"},
-              "DataLoader": {"Train": {"dataset": dict(dataset, image_root=str(tmp_path / "train"), cls_label_path=train)},
-                             "Test": {"dataset": dict(dataset, image_root=str(tmp_path / "test"), cls_label_path=test)}}}
+              "DataLoader": {
+                  "Train": {"dataset": dict(dataset, image_root=str(tmp_path / "train"), cls_label_path=train)},
+                  "Test": {"dataset": dict(dataset, image_root=str(tmp_path / "test"), cls_label_path=test)}}}
     (tmp_path / "lists.yml").write_text(yaml.safe_dump(config))
     assert class_names(load_config(str(tmp_path / "lists.yml"))) == ("0", "1", "2", "3")
 
@@ -230,7 +231,7 @@ RESNET50_VD_QUICK_START = """
     loader:
       num_workers: 4
       use_shared_memory: True
-"""
+"""  # noqa: W291 (the trailing space after `dataset:` is PaddleClas's)
 # ppcls/configs/quick_start/new_user/ShuffleNetV2_x0_25.yaml differs in its batch size; the retrieval configs
 # add relabel (GeneralRecognition: labels of products that do not start at 0)
 SHUFFLENET_NEW_USER_TRAIN_SAMPLER = """

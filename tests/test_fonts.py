@@ -65,7 +65,8 @@ def test_chinese_class_names_are_drawn_with_a_cjk_font(tmp_path, cjk_font):
 
 
 def test_japanese_korean_and_mixed_script_labels_are_drawn_and_plain_ones_keep_the_default(tmp_path, cjk_font):
-    matrix, pictures = _draw_both(tmp_path, ["ねこ", "고양이", "cat 猫"], ["true: ねこ (neko)\npred: 고양이", "pred: cat 猫"])
+    matrix, pictures = _draw_both(tmp_path, ["ねこ", "고양이", "cat 猫"],
+                                  ["true: ねこ (neko)\npred: 고양이", "pred: cat 猫"])
     assert plot.font_families_for(["ねこ", "고양이", "cat 猫"]) == (["DejaVu Sans", cjk_font], [])
     assert {tuple(families) for families in _families(matrix) + _families(pictures)} == {("DejaVu Sans", cjk_font)}
     plain, _ = _draw_both(tmp_path, ["cat", "dog", "señor"], ["true: cat\npred: dog"])

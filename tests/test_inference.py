@@ -32,7 +32,7 @@ def test_eval_reports_each_class_and_draws_the_confusion_matrix(trained, capsys)
     accuracy = float(out.split("[Test] accuracy/loss: ")[1].split("/")[0])
     per_class = json.load(open(os.path.join(output_dir, "per_class_accuracy.json")))
     assert list(per_class) == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    for name, value in per_class.items():
+    for name in per_class:
         assert f"[Test] {name:>12}: " in out
     assert os.path.getsize(os.path.join(output_dir, "confusion_matrix.png")) > 10_000
     assert accuracy > 0.3  # chance is 0.1

@@ -27,8 +27,9 @@ def test_other_ranks_exit_with_one_line_and_write_nothing(monkeypatch, capsys, t
     output_dir = tmp_path / "out"
     assert main(["-c", CONFIG, "-o", f"Global.output_dir={output_dir}", "-o", "Global.data_dir=/nowhere", *extra]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == [f"{command}: process 1 of 2 has nothing to do: under paddle.distributed.launch, "
-                                         f"process 0 runs {command} alone, as a single process"]
+    assert captured.out.splitlines() == [f"{command}: process 1 of 2 has nothing to do: under "
+                                         f"paddle.distributed.launch, process 0 runs {command} alone, as a single "
+                                         "process"]
     assert captured.err == "" and not output_dir.exists()
 
 

@@ -212,7 +212,7 @@ def test_a_run_with_a_training_split_only_predicts_with_its_final_weights(digits
 
 def test_serve_answers_a_picture_the_steps_miss_with_422_not_500():
     pytest.importorskip("fastapi")
-    from paddle_cls.serving.app import _model_input
+    from paddle_cls.serving.app import model_input
     from paddle_cls.serving.uploads import UploadError
 
     class StepsMissingTheShape:
@@ -220,6 +220,6 @@ def test_serve_answers_a_picture_the_steps_miss_with_422_not_500():
             raise ConfigError(f"the test transforms turn a {image.size[0]}x{image.size[1]} image into [3, 32, 50]")
 
     with pytest.raises(UploadError) as refused:
-        _model_input(StepsMissingTheShape(), Image.new("RGB", (97, 61)), "wide.png")
+        model_input(StepsMissingTheShape(), Image.new("RGB", (97, 61)), "wide.png")
     assert refused.value.status == 422
     assert refused.value.reason == "wide.png: the test transforms turn a 97x61 image into [3, 32, 50]"

@@ -89,7 +89,9 @@ def _assert_same_run(resumed_dir, straight_dir):
     straight, resumed = _weights(straight_dir), _weights(resumed_dir)
     for key in straight:
         np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-5, atol=1e-6, err_msg=key)
-    read = lambda d: __import__("json").load(open(os.path.join(d, "history.json")))
+    def read(folder):
+        return json.load(open(os.path.join(folder, "history.json")))
+
     for a, b in zip(read(resumed_dir), read(straight_dir)):
         assert a["epoch"] == b["epoch"]
         for field in ("train_loss", "dev_loss", "dev_accuracy", "lr"):
@@ -149,7 +151,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(uninterrupted, data_dir, tm
 def test_missing_resume_path_is_an_error_not_a_fresh_start(data_dir, tmp_path):
     for resume in ("auto", str(tmp_path / "nowhere")):
         with pytest.raises(CheckpointError, match="Global.resume"):
-            train(load_config("configs/mynet_cifar10.yml", _overrides(data_dir, str(tmp_path), f"Global.resume={resume}")))
+            train(load_config("configs/mynet_cifar10.yml",
+                              _overrides(data_dir, str(tmp_path), f"Global.resume={resume}")))
     assert not os.path.exists(tmp_path / "last_model.pdparams")
 
 

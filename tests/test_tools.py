@@ -30,9 +30,9 @@ def trained(cifar_archive, tmp_path_factory):
 def test_train_writes_the_run_and_learns(trained):
     output_dir, _, stdout = trained
     assert sorted(os.listdir(output_dir)) == [
-        "best_model.pdparams", "checkpoints", "classes.json", "config.yml", "history.csv", "history.json", "last_model.pdparams",
-        "loss_accuracy.png", "results.json", "train.log", "training_loss_acc.png", "validation_accuracy.png",
-        "visualdl"]
+        "best_model.pdparams", "checkpoints", "classes.json", "config.yml", "history.csv", "history.json",
+        "last_model.pdparams", "loss_accuracy.png", "results.json", "train.log", "training_loss_acc.png",
+        "validation_accuracy.png", "visualdl"]
     for figure in ("training_loss_acc.png", "loss_accuracy.png", "validation_accuracy.png"):
         assert os.path.getsize(os.path.join(output_dir, figure)) > 10_000
     train_lines = [line for line in stdout.splitlines() if line.startswith("[Train]")]

@@ -104,7 +104,8 @@ def _payload(kind, marker):
 
 
 PAYLOADS = ("os.system", "subprocess.Popen", "eval", "getattr chain", "numpy exec", "inside a state dict")
-REFUSED = {"os.system": "(posix|os).system", "subprocess.Popen": "subprocess.Popen", "eval": "(builtins|__builtin__).eval",
+REFUSED = {"os.system": "(posix|os).system", "subprocess.Popen": "subprocess.Popen",
+           "eval": "(builtins|__builtin__).eval",
            "getattr chain": "builtins.getattr", "numpy exec": "numpy.testing._private.utils.runstring",
            "inside a state dict": "(posix|os).system"}
 
@@ -219,7 +220,8 @@ def _assert_same(ours, paddles, where):
 
 def test_weights_written_by_the_course_paddleclas_and_paddle_model_still_load(tmp_path):
     model = MODELS["Model_ResNet18"](3, 10, use_residual=True)
-    optimizer = paddle.optimizer.Adam(learning_rate=paddle.optimizer.lr.StepDecay(0.01, 2), parameters=model.parameters())
+    optimizer = paddle.optimizer.Adam(learning_rate=paddle.optimizer.lr.StepDecay(0.01, 2),
+                                      parameters=model.parameters())
     model(paddle.randn([2, 3, 32, 32])).mean().backward()
     optimizer.step()
     paddle.save(model.state_dict(), str(tmp_path / "course.pdparams"))  # the course's RunnerV3.save_model
@@ -228,7 +230,8 @@ def test_weights_written_by_the_course_paddleclas_and_paddle_model_still_load(tm
     hapi.save(str(tmp_path / "hapi" / "final"))  # paddle.Model.save: .pdparams and .pdopt
     _save_with_numpy1_names(model.state_dict(), str(tmp_path / "numpy1.pdparams"))
     # paddle.save's generic writer (a dict holding a dict of tensors, as an O2 optimizer's master weights)
-    paddle.save({"master_weights": {"w": model.net[0][0].weight}, "b": model.net[7].bias}, str(tmp_path / "generic.pdopt"))
+    paddle.save({"master_weights": {"w": model.net[0][0].weight}, "b": model.net[7].bias},
+                str(tmp_path / "generic.pdopt"))
     paddle.save({"master_weights": {"w": model.net[0][0].weight}, "b": model.net[7].bias},
                 str(tmp_path / "generic2.pdopt"), protocol=2)  # protocol 2 names the builtins __builtin__
     paddle.save(model.state_dict(), str(tmp_path / "protocol3.pdparams"), protocol=3)

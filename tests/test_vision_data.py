@@ -125,5 +125,6 @@ def test_subsets_are_disjoint_and_fixed_by_the_seed(data_dir):
 def test_unknown_transform_is_named(data_dir):
     config = load_config("configs/cnn_mnist.yml", [f"Global.data_dir={data_dir}",
                                                    "DataLoader.Train.dataset.transforms=[{name: ToTensr}]"])
-    with pytest.raises(ConfigError, match=r"DataLoader.Train.dataset.transforms.0.name: unknown name 'ToTensr'.*ToTensor"):
+    with pytest.raises(ConfigError,
+                       match=r"DataLoader.Train.dataset.transforms.0.name: unknown name 'ToTensr'.*ToTensor"):
         build_dataset(config, "Train")

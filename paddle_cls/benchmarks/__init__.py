@@ -4,29 +4,33 @@
 Side by side: the engines against a bare loop, the data path, CPU threads, data parallel. Everything is
 measured in the one run; nothing here is asserted by the test suite, and nothing in the library imports it.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import logging
 import os
 import platform
+from typing import List, Optional, Sequence
 
 import paddle
 
 from ..utils.logger import logger
-from ..utils.runtime import default_cpu_threads
+from ..utils.runtime import default_cpu_threads, set_cpu_threads
 from .inference import inference_table
 from .loading import folder_loader_table, loader_table
 from .serving import serving_table
 from .training import ENGINES, MODEL_INPUTS, images_per_second, launch_workers, memory_growth
 
 
-def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch_size=32, quick=False):
+def run(models: Sequence[str] = ("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps: int = 20, batch_size: int = 32,
+        quick: bool = False) -> dict:
     """Measure everything and return the results as a dict (see `format_table`)."""
     on_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     paddle.set_device("gpu:0" if on_gpu else "cpu")
     threads = default_cpu_threads()
     if not on_gpu:
-        paddle.base.core.set_num_threads(threads)
+        set_cpu_threads(threads)
     results = {"machine": {"python": platform.python_version(), "paddle": paddle.__version__,
                            "device": "gpu:0" if on_gpu else f"cpu, {threads} threads", "cores": os.cpu_count()},
                "engines": []}
@@ -44,9 +48,9 @@ def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch
     results["folder_loader"] = folder_loader_table()
     results["memory_mb_after_each_epoch"] = memory_growth()
     if not on_gpu:
-        paddle.base.core.set_num_threads(1)
+        set_cpu_threads(1)
         one = images_per_second("Model_ResNet18", "bare loop", steps, batch_size, repeats=1)
-        paddle.base.core.set_num_threads(threads)
+        set_cpu_threads(threads)
         default = images_per_second("Model_ResNet18", "bare loop", steps, batch_size, repeats=1)
         parallel = launch_workers(2, steps, batch_size)
         results["cpu_scaling"] = {"1 thread": round(one, 1), f"default ({threads} threads)": round(default, 1),
@@ -56,7 +60,7 @@ def run(models=("LeNet", "MyNet", "Model_ResNet18", "resnet18"), steps=20, batch
     return results
 
 
-def format_table(results):
+def format_table(results: dict) -> str:
     """The results as plain-text tables."""
     lines = [f"paddle {results['machine']['paddle']} on {results['machine']['device']}"]
     if "engines" in results:
@@ -87,7 +91,7 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def main(argv=None, prog=None):
+def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls benchmark [--quick] [--steps N] [--batch-size B] [--json PATH]`."""
     parser = argparse.ArgumentParser(prog=prog, description="Measure training and data-loading speed; print a table.")
     parser.add_argument("--steps", type=int, default=20, help="timed batches per measurement")

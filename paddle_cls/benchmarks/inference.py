@@ -1,16 +1,19 @@
 """Inference speed: one model through every engine (dygraph, paddle.inference with Paddle's defaults and with
 oneDNN, onnxruntime), at batch 64 and 1, best of several timings, with the ratio to dygraph."""
+from __future__ import annotations
+
 import tempfile
 import time
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import paddle
 
-from ..engine.export import _to_onnx
+from ..engine.export import to_onnx
 from ..engine.predictor import InferenceModel, OnnxModel
 from ..errors import PaddleClsError
 from ..models import MODELS
-from ..utils.runtime import default_cpu_threads
+from ..utils.runtime import default_cpu_threads, set_cpu_threads
 
 
 def _engines(name, shape, threads):
@@ -29,18 +32,19 @@ def _engines(name, shape, threads):
     if not paddle.get_device().startswith("gpu"):
         engines["inference + oneDNN"] = InferenceModel(folder, threads)
     try:
-        _to_onnx(folder)
+        to_onnx(folder)
         engines["onnxruntime"] = OnnxModel(folder, threads)
     except PaddleClsError as exc:  # paddle2onnx or onnxruntime missing: the row says so
         engines["onnxruntime"] = str(exc)
     return engines
 
 
-def inference_table(name="resnet18", shape=(3, 32, 32), batches=(64, 1), repeats=5, images_per_timing=256):
+def inference_table(name: str = "resnet18", shape: Tuple[int, int, int] = (3, 32, 32), batches: Sequence[int] = (64, 1),
+                    repeats: int = 5, images_per_timing: int = 256) -> List[dict]:
     """Rows `{"batch", engine: images/s (or why it could not run), "<engine> / dygraph": ratio}`."""
     threads = default_cpu_threads()
     if not paddle.get_device().startswith("gpu"):
-        paddle.base.core.set_num_threads(threads)
+        set_cpu_threads(threads)
     engines = _engines(name, shape, threads)
     rows = []
     for batch in batches:

@@ -1,10 +1,13 @@
 """Data-loading speed: building CIFAR-10's training split (ours against the course's method), and a folder of
 your own JPEG images through the image-file loader."""
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from typing import List, Sequence
 
 import numpy as np
 
@@ -31,7 +34,7 @@ def _peak_rss_child(code):
     return tuple(float(value) for value in out.split()[-3:])
 
 
-def loader_table(images_per_batch=10000):
+def loader_table(images_per_batch: int = 10000) -> List[dict]:
     """Building the 40,000-image training split: ours against the course's method (same files)."""
     from paddle_cls.data.synthetic import write_cifar10
 
@@ -53,7 +56,7 @@ def loader_table(images_per_batch=10000):
         "def load(batch_id):\n"
         f"    with open(os.path.join({folder!r}, 'data_batch_%d' % batch_id), 'rb') as f:\n"
         "        batch = safe_load(f, 'batch', encoding='latin1')\n"
-        "    return np.array(batch['data'].reshape((len(batch['data']), 3, 32, 32)) / 255., dtype='float32'), np.array(batch['labels'])\n"
+        "    return np.array(batch['data'].reshape((len(batch['data']), 3, 32, 32)) / 255., dtype='float32'), np.array(batch['labels'])\n"  # noqa: E501 (the course's line)
         "imgs, labels = load(1)\n"
         "for i in range(2, 5):\n"
         "    b, l = load(i); imgs, labels = np.concatenate([imgs, b]), np.concatenate([labels, l])\n"
@@ -92,7 +95,8 @@ def loader_table(images_per_batch=10000):
     return rows
 
 
-def folder_loader_table(images=160, batch_size=32, workers=(0, 2), model_steps=2, model_batch=16):
+def folder_loader_table(images: int = 160, batch_size: int = 32, workers: Sequence[int] = (0, 2), model_steps: int = 2,
+                        model_batch: int = 16) -> List[dict]:
     """Your own images: JPEG photos (400x300) through configs/imagefolder.yml's training loader (decode,
     RandomResizedCrop 224, flip, colour jitter, normalise) with 0 and 2 workers, beside resnet18's training
     speed at 224 px, to show which of the two is the bottleneck."""

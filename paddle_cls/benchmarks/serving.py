@@ -1,6 +1,8 @@
 """Serving speed: a `paddle-cls serve` process over an exported resnet18 (10 classes, 3x32x32), driven by 1, 8
 and 32 concurrent clients each sending one PNG per request: images/s, p50 and p99 latency, errors, and the
 server's resident memory before and after each run (after a warm-up at the highest concurrency)."""
+from __future__ import annotations
+
 import io
 import json
 import os
@@ -10,6 +12,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import List, Sequence
 
 import numpy as np
 import paddle
@@ -47,7 +50,7 @@ def _png(seed):
     return buffer.getvalue()
 
 
-def serving_table(clients=(1, 8, 32), requests_per_run=256):
+def serving_table(clients: Sequence[int] = (1, 8, 32), requests_per_run: int = 256) -> List[dict]:
     """Rows `{"clients", "images_per_s", "p50_ms", "p99_ms", "errors", "rss_before_mb", "rss_after_mb"}`."""
     import requests
 

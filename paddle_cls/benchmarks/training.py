@@ -1,9 +1,12 @@
 """Training speed: the engines against a bare loop, data-parallel processes on the CPU, memory per epoch."""
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from typing import List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -12,7 +15,7 @@ import paddle.nn.functional as F
 from ..engine.runner import RunnerV3
 from ..metrics import Accuracy
 from ..models import MODELS
-from ..utils.runtime import default_cpu_threads
+from ..utils.runtime import default_cpu_threads, set_cpu_threads
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL_INPUTS = {"LeNet": [1, 28, 28], "MyNet": [3, 32, 32], "Model_ResNet18": [3, 32, 32], "resnet18": [3, 32, 32]}
@@ -63,7 +66,8 @@ def _hapi(model, optimizer, loader):
 ENGINES = {"bare loop": _bare_loop, "RunnerV3": _runner, "hapi fit": _hapi}
 
 
-def images_per_second(name, engine, steps, batch_size, warmup=2, repeats=3, shape=None):
+def images_per_second(name: str, engine: str, steps: int, batch_size: int, warmup: int = 2, repeats: int = 3,
+                      shape: Optional[Sequence[int]] = None) -> float:
     """Training throughput of model `name` on engine `engine` over `steps` batches, after `warmup` batches;
     the best of `repeats` timings, so that a moment of load on the machine does not count against an engine.
     `shape`: the input shape, if not the model's usual one."""
@@ -82,7 +86,7 @@ def images_per_second(name, engine, steps, batch_size, warmup=2, repeats=3, shap
     return best
 
 
-def launch_workers(count, steps, batch_size):
+def launch_workers(count: int, steps: int, batch_size: int) -> float:
     """Model_ResNet18 data parallel on CPU: `count` processes under Paddle's launcher; total images/s."""
     log_dir = tempfile.mkdtemp(prefix="bench-dp-")
     script = os.path.join(log_dir, "worker.py")  # the launcher runs a script file, not a module
@@ -99,10 +103,10 @@ def launch_workers(count, steps, batch_size):
     return sum(rates)
 
 
-def worker(steps, batch_size):
+def worker(steps: int, batch_size: int) -> None:
     """One process of `launch_workers`: prints its images/s."""
     paddle.distributed.init_parallel_env()
-    paddle.base.core.set_num_threads(default_cpu_threads())
+    set_cpu_threads(default_cpu_threads())
     model = paddle.DataParallel(_model("Model_ResNet18"))
     optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
     dataset = _data(MODEL_INPUTS["Model_ResNet18"], steps + 2, batch_size, seed=paddle.distributed.get_rank())
@@ -113,7 +117,7 @@ def worker(steps, batch_size):
     print("RATE", steps * batch_size / (time.perf_counter() - start), flush=True)
 
 
-def memory_growth(epochs=5, steps=20, batch_size=32):
+def memory_growth(epochs: int = 5, steps: int = 20, batch_size: int = 32) -> List[float]:
     """RSS (MB) after each epoch of RunnerV3 training MyNet: the trainer must not grow per step."""
     model = _model("MyNet")
     optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())

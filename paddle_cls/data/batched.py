@@ -10,7 +10,7 @@ as with `paddle.io.DataLoader`.
 import numpy as np
 import paddle
 
-from .cifar10 import _NORMALIZE_LUT, CIFAR10Dataset, normalize_cifar10
+from .cifar10 import CIFAR10Dataset, normalize_cifar10
 from .samples import base_dataset
 
 
@@ -40,7 +40,9 @@ class CIFAR10BatchLoader:
         if on_device:
             self._images = paddle.to_tensor(self._images)
             self._labels = paddle.to_tensor(self._labels)
-            self._table = paddle.to_tensor(_NORMALIZE_LUT.reshape(-1))
+            # normalize_cifar10's table: every uint8 value of each channel, as a [3, 256, 1] picture
+            values = np.broadcast_to(np.arange(256, dtype=np.uint8)[:, None], (3, 256, 1))
+            self._table = paddle.to_tensor(normalize_cifar10(values).reshape(-1))
             self._channel_offsets = paddle.to_tensor(np.arange(3, dtype=np.int64).reshape(1, 3, 1, 1) * 256)
 
     def __len__(self):

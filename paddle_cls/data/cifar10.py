@@ -7,6 +7,7 @@ The data may sit in the extracted `cifar-10-batches-py` folder, a folder holding
 import hashlib
 import os
 import tarfile
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from paddle import io
@@ -32,15 +33,14 @@ SPLIT_FILES = {
 }
 IMAGE_SHAPE = (3, 32, 32)
 
-# uint8 -> float32 tables that reproduce the course's arithmetic bit for bit: it divides by 255 in
-# float64, casts to float32, then Normalize subtracts and divides in float32. A table lookup gives the
-# same numbers without float64 temporaries.
+# uint8 -> float32 tables that reproduce the course's arithmetic bit for bit: it divides by 255 in float64, casts
+# to float32, then Normalize subtracts and divides in float32. A lookup gives them without float64 temporaries.
 _SCALE_LUT = (np.arange(256) / 255.0).astype(np.float32)
 _NORMALIZE_LUT = (_SCALE_LUT[None, :] - np.float32(CIFAR10_MEAN)[:, None]) / np.float32(CIFAR10_STD)[:, None]
 _CHANNEL_INDEX = np.arange(3)[:, None, None]
 
 
-def cifar10_cache_dir():
+def cifar10_cache_dir() -> str:
     """The folder where Paddle's own downloader keeps the CIFAR archive (`~/.cache/paddle/dataset/cifar`)."""
     return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", "cifar")
 
@@ -49,7 +49,7 @@ def _is_batch_folder(path):
     return any(os.path.isfile(os.path.join(path, name)) for name in ("data_batch_1", "test_batch"))
 
 
-def find_cifar10(data_dir=None, download=False):
+def find_cifar10(data_dir: Optional[str] = None, download: bool = False) -> str:
     """Locate CIFAR-10 and return the batch folder or the archive to read it from.
 
     Args:
@@ -193,14 +193,14 @@ def _batch_arrays(batch, source):
     return data.reshape((-1,) + IMAGE_SHAPE), labels.astype(np.int64)
 
 
-def read_cifar10_split(location, mode):
+def read_cifar10_split(location: str, mode: str) -> Tuple[np.ndarray, np.ndarray]:
     """Read the course's `train`, `dev` or `test` split: see `read_cifar10_batches`."""
     if mode not in SPLIT_FILES:
         raise DataError(f"unknown CIFAR-10 split {mode!r}: expected one of {sorted(SPLIT_FILES)}")
     return read_cifar10_batches(location, SPLIT_FILES[mode])
 
 
-def read_cifar10_batches(location, names):
+def read_cifar10_batches(location: str, names: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
     """Read the batch files `names` as one `(uint8 images [N, 3, 32, 32], int64 labels [N])`, in the order of
     `names`, each batch as long as it is (batches of unequal length load as the course loads them).
 
@@ -209,8 +209,7 @@ def read_cifar10_batches(location, names):
     and blocks that the archive hands over in another order are put in the order of `names` in place.
     """
     images = np.empty((0,) + IMAGE_SHAPE, dtype=np.uint8)
-    arrived, labels = [], {}
-    filled = 0
+    arrived, labels, filled = [], {}, 0
     for name, batch in _iter_batches(location, names):
         source = f"{location}:{name}"
         batch_images, labels[name] = _batch_arrays(batch, source)
@@ -251,7 +250,8 @@ def _order_blocks(array, blocks, names):
         del pending[index]
 
 
-def load_cifar10_batch(folder_path, batch_id=1, mode="train"):
+def load_cifar10_batch(folder_path: Optional[str], batch_id: int = 1,
+                       mode: str = "train") -> Tuple[np.ndarray, np.ndarray]:
     """Load one batch file as the course does: `(images, labels)`, float32 [N, 3, 32, 32] in [0, 1] and int64 [N].
 
     `folder_path` is any location `find_cifar10` accepts; `mode: 'test'` reads `test_batch`, anything else
@@ -264,7 +264,7 @@ def load_cifar10_batch(folder_path, batch_id=1, mode="train"):
     return _SCALE_LUT[images], labels
 
 
-def normalize_cifar10(images):
+def normalize_cifar10(images: np.ndarray) -> np.ndarray:
     """uint8 images [..., 3, H, W] -> float32, scaled to [0, 1] then normalised with the course's mean and std."""
     return _NORMALIZE_LUT[_CHANNEL_INDEX, images]
 
@@ -284,7 +284,7 @@ class CIFAR10Dataset(io.Dataset):
     >>> train_dataset = CIFAR10Dataset('/home/aistudio/data/data9154', mode='train')  # doctest: +SKIP
     """
 
-    def __init__(self, folder_path=None, mode="train", download=False):
+    def __init__(self, folder_path: Optional[str] = None, mode: str = "train", download: bool = False) -> None:
         super().__init__()
         if mode not in SPLIT_FILES:
             raise DataError(f"unknown CIFAR-10 mode {mode!r}: expected one of {sorted(SPLIT_FILES)}")

@@ -6,8 +6,10 @@ folder, before any training starts. An image that cannot be decoded later stops 
 is ever replaced by another image. Images of any size and mode (L, P, RGBA, CMYK, 16-bit) are read as RGB, or
 as one channel with `channels: 1`.
 """
+from __future__ import annotations
+
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -184,7 +186,7 @@ def _numbered_classes(samples, relabel):
     return samples, [str(label) for label in range(labels[-1] + 1)], unused
 
 
-def check_every_class_has_images(dataset) -> None:
+def check_every_class_has_images(dataset: Any) -> None:
     """DataError when a training file list numbers its labels so that some class has no image (labels from 1,
     or skipped numbers): the model would learn empty classes. An evaluation list may lack a class."""
     unused = getattr(dataset, "unused_labels", [])

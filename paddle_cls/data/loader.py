@@ -1,5 +1,7 @@
 """From a config's `DataLoader` section to datasets and loaders, the same for both engines: datasets by name,
 subsets, loader settings, the samplers of a data-parallel run, and whole-batch CIFAR-10 loading."""
+from __future__ import annotations
+
 import copy
 import json
 import os
@@ -7,7 +9,7 @@ import random
 import shutil
 import signal
 import multiprocessing
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -17,6 +19,7 @@ from ..build import build
 from ..errors import ConfigError, DataError
 from ..utils.distributed import rank, world_size
 from ..utils.logger import logger
+from ..utils.runtime import set_cpu_threads
 from . import DATASETS
 from .batched import CIFAR10BatchLoader
 from .cifar10 import CIFAR10_LABELS
@@ -65,7 +68,8 @@ def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     if "subset" in section:
         start, stop = section["subset"]
         if stop > len(dataset):
-            raise ConfigError(f"DataLoader.{split}.subset: [{start}, {stop}] but the dataset holds {len(dataset)} samples")
+            raise ConfigError(f"DataLoader.{split}.subset: [{start}, {stop}] but the dataset holds {len(dataset)} "
+                              "samples")
         order = np.random.RandomState(settings["seed"] or 0).permutation(len(dataset))
         dataset = paddle.io.Subset(dataset, order[start:stop].tolist())
     if len(dataset) == 0:
@@ -105,7 +109,7 @@ def class_names(config: dict) -> Tuple[str, ...]:
     return names["Train"]
 
 
-def data_summary(config: dict, names) -> str:
+def data_summary(config: dict, names: Sequence[str]) -> str:
     """One line saying how many samples each split got and the class `names`, e.g. for a hold-out of your own
     images."""
     splits = [split for split in ("Train", "Eval", "Test") if split in config["DataLoader"]]
@@ -191,7 +195,7 @@ def _to_arrays(samples):
 _worker_dataset = None
 
 
-def quiet_worker_exit():
+def quiet_worker_exit() -> None:
     """In a forked worker: let the pool's SIGTERM end it silently (Paddle's handler prints a fatal error)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
@@ -203,7 +207,7 @@ def _start_worker(dataset, worker_init_fn):
     paddle.set_device("cpu")  # transforms making tensors (ToTensor) must not touch a GPU from a forked process
     # A forked child inherits the parent's CPU thread pool without its threads: a multi-threaded Paddle op
     # (Normalize on a tensor) then waits forever. One thread per worker is what the workers need anyway.
-    paddle.base.core.set_num_threads(1)
+    set_cpu_threads(1)
     if worker_init_fn is not None:
         worker_init_fn(multiprocessing.current_process()._identity[0] - 1)
 
@@ -240,7 +244,7 @@ class ImageFilesLoader:
                 yield [paddle.to_tensor(part) for part in batch]
 
 
-def build_loader(config: dict, split: str, evaluation: Optional[bool] = None, padded_shards: bool = False):
+def build_loader(config: dict, split: str, evaluation: Optional[bool] = None, padded_shards: bool = False) -> Iterable:
     """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test), for both engines.
 
     In a data-parallel run the training split is shared out by Paddle's `DistributedBatchSampler` (shuffled

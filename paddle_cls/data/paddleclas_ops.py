@@ -8,7 +8,10 @@
       - NormalizeImage: {scale: 1.0/255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], order: ''}
       - ToCHWImage:           # optional: without it the images are made CHW after the ops, as PaddleClas does
 """
+from __future__ import annotations
+
 import re
+from typing import Any, List
 
 import numpy as np
 
@@ -17,7 +20,7 @@ from ..errors import ConfigError
 _FRACTION = re.compile(r"^\s*([0-9.eE+-]+)\s*/\s*([0-9.eE+-]+)\s*$")
 
 
-def parse_number(value, where):
+def parse_number(value: Any, where: str) -> float:
     """A number, or a fraction written as text ('1.0/255.0', as PaddleClas configs write `scale`), without eval."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -108,7 +111,7 @@ PADDLECLAS_OPS = {"DecodeImage": _decode, "ResizeImage": _resize, "RandCropImage
                   "RandFlipImage": _flip, "NormalizeImage": _normalize, "ToCHWImage": _to_chw}
 
 
-def paddleclas_transforms(ops, where):
+def paddleclas_transforms(ops: Any, where: str) -> List[dict]:
     """PaddleClas `transform_ops` (a list of one-key mappings `{OpName: {args}}`) as our `transforms` list.
 
     PaddleClas's datasets transpose each image from HWC to CHW after the ops (`CommonDataset.__getitem__`), so its

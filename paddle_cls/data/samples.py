@@ -1,12 +1,17 @@
 """Looking at a dataset's samples: the dataset under `paddle.io.Subset` wrappers, and a sample as a picture."""
+from __future__ import annotations
+
+from typing import Callable, Tuple
+
 import numpy as np
+import paddle
 
 from .cifar10 import CIFAR10Dataset
 from .folder import ImageFiles, read_image
 from .vision import MNIST, Cifar10
 
 
-def base_dataset(dataset):
+def base_dataset(dataset: paddle.io.Dataset) -> Tuple[paddle.io.Dataset, Callable[[int], int]]:
     """The dataset under any `paddle.io.Subset` wrappers, and a function mapping indices down to it."""
     index_maps = []
     while hasattr(dataset, "indices") and hasattr(dataset, "dataset"):
@@ -21,7 +26,7 @@ def base_dataset(dataset):
     return dataset, to_base
 
 
-def raw_image(dataset, index):
+def raw_image(dataset: paddle.io.Dataset, index: int) -> np.ndarray:
     """Sample `index` of `dataset` as a uint8 HWC (or HW for grey) picture, before any normalisation."""
     base, to_base = base_dataset(dataset)
     index = to_base(index)

@@ -5,10 +5,13 @@ for keys and raw image bytes, and numpy arrays pickled through `numpy.core.multi
 Python 3's `pickle.dump` writes none of that, so this module emits the opcodes itself. MNIST comes as the
 four gzipped idx files (big-endian magic number 2051 or 2049, count, rows, cols, then uint8 data).
 """
+from __future__ import annotations
+
 import gzip
 import os
 import struct
 import tarfile
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -65,12 +68,12 @@ def _py2_value(value):
     raise TypeError(f"no Python 2 pickle form for {type(value).__name__}")
 
 
-def py2_pickle_bytes(obj):
+def py2_pickle_bytes(obj: Any) -> bytes:
     """Pickle dicts, lists, str, ints and uint8 arrays the way Python 2's cPickle wrote the CIFAR batches."""
     return b"\x80\x02" + _py2_value(obj) + b"."
 
 
-def make_learnable_images(labels, seed=0):
+def make_learnable_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     """uint8 CHW images whose class shows in their colour and in a bright quadrant, plus noise.
 
     Small models learn these in a few steps, so tests can assert accuracy well above chance.
@@ -86,8 +89,9 @@ def make_learnable_images(labels, seed=0):
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
-def write_cifar10(root, images_per_batch=100, seed=0, archive=False, make_images=make_learnable_images,
-                  archive_order=None):
+def write_cifar10(root: str, images_per_batch: int = 100, seed: int = 0, archive: bool = False,
+                  make_images: Callable[..., np.ndarray] = make_learnable_images,
+                  archive_order: Optional[Sequence[str]] = None) -> str:
     """Write a small CIFAR-10 in the real on-disk format and return the path to read it from.
 
     Args:
@@ -130,7 +134,7 @@ def write_cifar10(root, images_per_batch=100, seed=0, archive=False, make_images
     return archive_path
 
 
-def write_mnist(folder, train_count=200, test_count=100, seed=0):
+def write_mnist(folder: str, train_count: int = 200, test_count: int = 100, seed: int = 0) -> str:
     """Write the four MNIST `*-idx?-ubyte.gz` files, with a learnable bright block per digit, into `folder`."""
     os.makedirs(folder, exist_ok=True)
     rng = np.random.RandomState(seed)

@@ -1,7 +1,9 @@
 """Transforms by name, and the way from an image file to what a config's model takes (the same steps as its
 test split's samples), written out for deployment too."""
+from __future__ import annotations
+
 import numbers
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -87,7 +89,7 @@ TRANSFORMS = {
 _AFTER_TO_TENSOR = ("Normalize", "ScaleNormalize", "Transpose")
 
 
-def build_transforms(specs, where):
+def build_transforms(specs: Optional[Sequence[dict]], where: str) -> Optional[Callable]:
     """A `Compose` of the transforms listed as `[{name: ToTensor}, {name: Normalize, mean: ..., std: ...}]`,
     computed with NumPy and PIL on the CPU: the samples are float32 ndarrays, not Paddle tensors.
 

@@ -6,6 +6,10 @@ uses `pickle.load`), from any location `find_cifar10` accepts. MNIST checks the 
 and sizes and parses them with NumPy instead of per-image `struct` calls; it reads them gzipped or not, under
 the names people's copies have.
 """
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
 import gzip
 import os
 import zlib
@@ -62,12 +66,12 @@ _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def mnist_cache_dir():
+def mnist_cache_dir() -> str:
     """Where Paddle's own downloader keeps MNIST (`~/.cache/paddle/dataset/mnist`)."""
     return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", "mnist")
 
 
-def mnist_file_names(name):
+def mnist_file_names(name: str) -> Tuple[str, str, str, str]:
     """The names one MNIST file goes by: LeCun's gzipped original (`train-images-idx3-ubyte.gz`), uncompressed,
     and Kaggle's and several packages' dotted form (`train-images.idx3-ubyte`), each with or without `.gz`."""
     stem = name[:-len(".gz")]
@@ -75,7 +79,7 @@ def mnist_file_names(name):
     return (name, stem, dotted, dotted + ".gz")
 
 
-def find_mnist_file(folder, name):
+def find_mnist_file(folder: str, name: str) -> Optional[str]:
     """The path of MNIST file `name` (one of `MNIST_FILES`) in `folder` under any of its names, or None."""
     for candidate in mnist_file_names(name):
         path = os.path.join(folder, candidate)

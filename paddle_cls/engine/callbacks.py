@@ -1,16 +1,22 @@
 """What both engines record around the training loop, the same way: the `[Epoch]` line, the VisualDL scalars,
 and the note on runs shorter than their log or evaluation interval. The engines' own callbacks sit beside
 their drivers (`train_runner.py`, `hapi.py`)."""
+from __future__ import annotations
+
 import contextlib
 import io
 import os
+from typing import Optional
+
+import paddle
 
 from ..metrics import score_name
 from ..utils.distributed import is_main_process
+from ..utils.history import EpochHistory
 from ..utils.logger import logger
 
 
-def epoch_line(history, epochs):
+def epoch_line(history: EpochHistory, epochs: int) -> None:
     """Log the `[Epoch]` line of the history's last row."""
     row = history.rows[-1]
     parts = [f"train loss: {row['train_loss']:.5f}"]
@@ -20,7 +26,7 @@ def epoch_line(history, epochs):
     logger.info(f"[Epoch] {row['epoch']}/{epochs}: " + ", ".join(parts) + f", time: {row['seconds']:.1f}s")
 
 
-def note_short_run(settings, steps_per_epoch):
+def note_short_run(settings: dict, steps_per_epoch: int) -> None:
     """One line when the run is shorter than `eval_steps` or `log_steps`: as in the course's RunnerV3, it still
     logs its first step and evaluates at its last one."""
     total = settings["epochs"] * steps_per_epoch
@@ -30,7 +36,8 @@ def note_short_run(settings, steps_per_epoch):
                         f"({settings['epochs']} epochs of {steps_per_epoch}); it {what}, as the course's RunnerV3 does")
 
 
-def scalar_recorder(settings, paths, steps_per_epoch, metric, resume_step=None):
+def scalar_recorder(settings: dict, paths: dict, steps_per_epoch: int, metric: paddle.metric.Metric,
+                    resume_step: Optional[int] = None) -> Optional[ScalarRecorder]:
     """The VisualDL recorder of rank 0 (None elsewhere), every `Global.vdl_steps` steps; by default every step
     of a run of up to 1,000 steps, and about 1,000 points over a longer one. A run resumed at `resume_step`
     continues the records of the run it resumes (see `continue_records`)."""
@@ -40,7 +47,7 @@ def scalar_recorder(settings, paths, steps_per_epoch, metric, resume_step=None):
     return ScalarRecorder(paths["visualdl"], every, score_name(metric), resume_step)
 
 
-def continue_records(logdir, step):
+def continue_records(logdir: str, step: int) -> str:
     """Prepare the records file VisualDL shows for `logdir` (the newest `vdlrecords.*.log`) for a run resumed
     at `step`, and return its name ("" when there is none).
 
@@ -96,18 +103,18 @@ class ScalarRecorder:
         self.every = every
         self.score_tag = f"eval/{metric_name}"
 
-    def train_step(self, step, loss, lr):
+    def train_step(self, step: int, loss: float, lr: float) -> None:
         self.writer.add_scalar(tag="train/loss", step=step, value=loss)
         self.writer.add_scalar(tag="train/lr", step=step, value=lr)
 
-    def evaluation(self, step, loss, score):
+    def evaluation(self, step: int, loss: float, score: float) -> None:
         self.writer.add_scalar(tag="eval/loss", step=step, value=loss)
         self.writer.add_scalar(tag=self.score_tag, step=step, value=score)
 
-    def flush(self):
+    def flush(self) -> None:
         """Put every record given so far into the file: before a checkpoint, so that a run resumed from it
         finds the records of all the steps before it."""
         self.writer.flush()
 
-    def close(self):
+    def close(self) -> None:
         self.writer.close()

@@ -2,14 +2,17 @@
 
 A checkpoint is a folder `<output_dir>/checkpoints/step_<N>/` holding `model.pdparams`, `optimizer.pdopt`
 (learning-rate schedule included) and `state.pdstates` (the engine that wrote it, epoch and step, random
-states, the runner's histories, the per-epoch history, the best score); both engines write this one format. The file `checkpoints/latest` names the newest complete
-folder and is replaced atomically after the folder is written, so a kill at any moment leaves a usable one.
+states, the runner's histories, the per-epoch history, the best score); both engines write this one format.
+The file `checkpoints/latest` names the newest complete folder and is replaced atomically after the folder is
+written, so a kill at any moment leaves a usable one.
 """
+from __future__ import annotations
+
 import os
 import pickle
 import random
 import shutil
-import signal
+from typing import Any, Optional
 
 import numpy as np
 import paddle
@@ -17,6 +20,7 @@ import paddle
 from ..errors import CheckpointError, NonFiniteLoss, TrainingInterrupted
 from ..utils.checkpoint import load_model_file, load_state_dict, save_atomic, save_weights
 from ..utils.distributed import is_main_process
+from ..utils.history import EpochHistory
 from ..utils.logger import logger
 from ..utils.safe_pickle import restricted_load
 
@@ -36,7 +40,7 @@ def _parameter_names(model):
     return {param.name: key for key, param in _unwrapped(model).named_parameters()}
 
 
-def portable_optimizer_state(optimizer, model):
+def portable_optimizer_state(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> dict:
     """The optimizer's state dict with generated parameter names replaced by the model's structured names."""
     names = _parameter_names(model)
     by_length = sorted(names, key=len, reverse=True)
@@ -49,7 +53,8 @@ def portable_optimizer_state(optimizer, model):
     return portable
 
 
-def restore_optimizer_state(optimizer, model, portable, source):
+def restore_optimizer_state(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer, portable: dict,
+                            source: str) -> None:
     """Load a `portable_optimizer_state` into `optimizer`, mapping names onto this process's parameters."""
     by_key = {key: param.name for key, param in _unwrapped(model).named_parameters()}
     state = {}
@@ -72,19 +77,19 @@ def _device_type():
     return None if kind == "cpu" else kind
 
 
-def scaler_state(scaler):
+def scaler_state(scaler: Optional[paddle.amp.GradScaler]) -> Optional[dict]:
     """A float16 `paddle.amp.GradScaler`'s state (loss scale and step counts) as plain values; None without one."""
     if scaler is None:
         return None
     return {key: np.asarray(value).item() for key, value in scaler.state_dict().items()} or None
 
 
-def restore_scaler(scaler, state):
+def restore_scaler(scaler: paddle.amp.GradScaler, state: dict) -> None:
     """Set `scaler` to a `scaler_state`, so that the loss scale continues where the checkpoint left it."""
     scaler.load_state_dict(dict(state, scale=np.array([state["scale"]], dtype=np.float32)))
 
 
-def random_states():
+def random_states() -> dict:
     """Python, NumPy and Paddle random states, as a checkpoint keeps them.
 
     Paddle's are kept apart: `paddle_cpu`, the CPU generator's one state, and `paddle_device`, None on the CPU,
@@ -130,7 +135,8 @@ def _set_random_states(states, source):
         _set_device_states(states["paddle_device"]["type"], states["paddle_device"]["states"], source)
 
 
-def save_checkpoint(output_dir, model, optimizer, state):
+def save_checkpoint(output_dir: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
+                    state: dict) -> Optional[str]:
     """Write a checkpoint folder for `state['next_step']`, then point `checkpoints/latest` at it.
 
     `state` says which engine wrote it (`engine`). Weights holding NaN or inf are refused (NonFiniteLoss),
@@ -158,7 +164,7 @@ def save_checkpoint(output_dir, model, optimizer, state):
     return folder
 
 
-def find_checkpoint(resume, output_dir):
+def find_checkpoint(resume: str, output_dir: str) -> str:
     """The checkpoint folder that `Global.resume` names: `auto` (the newest in `output_dir`), a checkpoint
     folder, a `checkpoints` folder or its `latest` file. A path that does not exist is an error."""
     if resume == "auto":
@@ -179,7 +185,7 @@ def find_checkpoint(resume, output_dir):
     return path
 
 
-def load_checkpoint(folder, model, optimizer, engine):
+def load_checkpoint(folder: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, engine: str) -> dict:
     """Load a checkpoint folder into `model` and `optimizer` and set the random states; returns its state.
 
     A checkpoint continues on the engine that wrote it (`engine` is the one resuming): the runner's stops
@@ -202,7 +208,8 @@ def load_checkpoint(folder, model, optimizer, engine):
     return state
 
 
-def resume_run(resume, output_dir, model, optimizer, engine, history):
+def resume_run(resume: str, output_dir: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, engine: str,
+               history: EpochHistory) -> dict:
     """Continue the run `Global.resume` names on `engine`: load its checkpoint into `model` and `optimizer`,
     set the random states and the per-epoch `history`; returns the checkpoint's state (with its `folder`)."""
     folder = find_checkpoint(resume, output_dir)
@@ -211,37 +218,10 @@ def resume_run(resume, output_dir, model, optimizer, engine, history):
     return dict(state, folder=folder)
 
 
-def stopped_by_nan(exc, latest):
+def stopped_by_nan(exc: Exception, latest: Optional[str]) -> NonFiniteLoss:
     """The error that ends a run whose loss became NaN or infinite, naming the last good checkpoint."""
     return NonFiniteLoss(f"{exc}; the run stopped. Last good checkpoint: {latest or 'none saved yet'} "
                          "(resume from it with -o Global.resume=auto, perhaps with a lower learning rate)")
-
-
-class StopRequest:
-    """Turns the first Ctrl-C (SIGINT) during training into a request the training loop honours at the end of
-    the current step (after saving a checkpoint); a second Ctrl-C interrupts at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.info("[Train] Ctrl-C: stopping after this step and saving a checkpoint (press again to abort)")
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: leave Ctrl-C alone
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc_info):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
 
 
 class Checkpointer:
@@ -260,7 +240,7 @@ class Checkpointer:
         self.latest = None
         self._epoch_numpy_state = resumed_state["random"]["numpy"] if resumed_state else None
 
-    def on_epoch_begin(self, runner, epoch):
+    def on_epoch_begin(self, runner: Any, epoch: int) -> None:
         # The shuffling sampler draws this epoch's order from NumPy when the loader is iterated: a mid-epoch
         # checkpoint keeps the state from before that draw, so a resumed run replays the same order.
         if self._epoch_numpy_state is None or runner.global_step % runner.steps_per_epoch == 0:
@@ -276,7 +256,7 @@ class Checkpointer:
         if self.latest:
             logger.info(f"[Checkpoint] step {state['next_step']}: saved {self.latest}")
 
-    def on_train_batch_end(self, runner, step, loss):
+    def on_train_batch_end(self, runner: Any, step: int, loss: paddle.Tensor) -> None:
         at_epoch_end = (step + 1) % runner.steps_per_epoch == 0
         if at_epoch_end:
             return  # the epoch's bookkeeping is not done yet: on_epoch_end saves
@@ -286,7 +266,7 @@ class Checkpointer:
         if self.unit == "step" and (step + 1) % self.interval == 0:
             self._save(runner, "step")
 
-    def on_epoch_end(self, runner, epoch):
+    def on_epoch_end(self, runner: Any, epoch: int) -> None:
         due = (epoch + 1) % self.interval == 0 if self.unit == "epoch" else runner.global_step % self.interval == 0
         if due or self.stop.requested:
             self._save(runner, "epoch")

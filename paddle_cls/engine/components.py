@@ -1,5 +1,8 @@
 """The pieces both engines train, from the config: the model, its optimizer (and schedule), the loss and the metric."""
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import Callable
 
 import paddle
 
@@ -34,12 +37,12 @@ def build_model(config: dict) -> paddle.nn.Layer:
     return build(MODELS, arch, "Arch")
 
 
-def build_loss(config):
+def build_loss(config: dict) -> Callable:
     """The loss of the `Loss` section (CrossEntropyLoss when the section is absent)."""
     return build(LOSSES, config.get("Loss") or {"name": "CrossEntropyLoss"}, "Loss")
 
 
-def build_metric(config):
+def build_metric(config: dict) -> paddle.metric.Metric:
     """The metric of the `Metric` section (the course's Accuracy when the section is absent)."""
     return build(METRICS, config.get("Metric") or {"name": "Accuracy"}, "Metric")
 
@@ -71,8 +74,8 @@ def check_components(config: dict) -> paddle.nn.Layer:
 
 def build_components(config: dict) -> Components:
     """Model (with its pretrained weights, see `finetune`), optimizer, loss and metric from the config; built
-    before the training data is read, so a config mistake surfaces at once. With `Global.to_static` the model's forward is compiled by
-    `paddle.jit.to_static`."""
+    before the training data is read, so a config mistake surfaces at once. With `Global.to_static` the model's
+    forward is compiled by `paddle.jit.to_static`."""
     model = build_model(config)
     prepare_finetune(model, config)
     if config["Global"]["to_static"]:

@@ -1,10 +1,13 @@
 """Exporting a trained model for deployment: a Paddle inference model (`paddle.jit.save`), optionally ONNX, and
 `preprocess.json`, the one description of preprocessing and class names that every engine uses; each engine's
 logits are checked against the dygraph model's on real test-split images before the export counts."""
+from __future__ import annotations
+
 import importlib.metadata
 import json
 import os
 from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -31,7 +34,7 @@ TF32_SWITCHES = ("cudnn", "cublas")
 
 
 @contextmanager
-def float32_kernels():
+def float32_kernels() -> Iterator[None]:
     """TensorFloat-32 off for the convolutions and matrix products run inside, both the dygraph model's and the
     inference engine's (one process, the same switches), then as before.
 
@@ -53,7 +56,7 @@ def float32_kernels():
             getattr(core, f"set_{name}_switch")(value)
 
 
-def _test_inputs(config, count):
+def parity_inputs(config: dict, count: int) -> np.ndarray:
     """Up to `count` preprocessed test-split images, as float32 [N, C, H, W]."""
     batches, total = [], 0
     for images, _ in build_loader(config, "Test"):
@@ -64,7 +67,7 @@ def _test_inputs(config, count):
     return np.concatenate(batches)[:count].astype(np.float32)
 
 
-def _to_onnx(folder):
+def to_onnx(folder: str) -> None:
     """Convert the Paddle inference model in `folder` to `folder/model.onnx` with paddle2onnx."""
     try:
         version = importlib.metadata.version("paddle2onnx")
@@ -100,7 +103,7 @@ def _softmax(logits):
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
-def compare_logits(reference, logits, k=TOP_K):
+def compare_logits(reference: np.ndarray, logits: np.ndarray, k: int = TOP_K) -> Tuple[str, Optional[str]]:
     """How `logits` (an engine's, [N, classes]) differ from the dygraph model's `reference`, as users see them.
 
     Returns:
@@ -129,7 +132,7 @@ def compare_logits(reference, logits, k=TOP_K):
     return summary, None
 
 
-def export(config, onnx=False, parity_images=64):
+def export(config: dict, onnx: bool = False, parity_images: int = 64) -> str:
     """Write `<output_dir>/inference/`: `model.*` (a Paddle inference model taking float32 [N, C, H, W]), with
     `onnx` also `model.onnx`, and `preprocess.json` (input shape, the steps from an image to that input, class
     names, the weights exported and the engines verified).
@@ -157,9 +160,9 @@ def export(config, onnx=False, parity_images=64):
     paddle.jit.save(model, os.path.join(folder, "model"), input_spec=[spec])
     engines = ["inference"]
     if onnx:
-        _to_onnx(folder)
+        to_onnx(folder)
         engines.append("onnxruntime")
-    inputs = _test_inputs(config, parity_images)
+    inputs = parity_inputs(config, parity_images)
     with float32_kernels(), paddle.no_grad():  # on a GPU TF32 would differ by far more than the engines do
         reference = model(paddle.to_tensor(inputs)).numpy()
     threads = config["Global"]["num_threads"]

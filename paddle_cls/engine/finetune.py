@@ -17,7 +17,6 @@ import importlib
 import os
 
 import paddle
-from paddle.nn.layer.norm import _BatchNormBase
 
 from ..errors import CheckpointError, ConfigError
 from ..utils.checkpoint import load_state_dict
@@ -118,7 +117,9 @@ def paddle_weights_file(arch_name: str) -> str:
                           "or give the file with Global.pretrained_model") from None
 
 
-_BATCH_NORMS = (_BatchNormBase, paddle.nn.BatchNorm)
+# Paddle's public batch-norm layers (the 1D/2D/3D and sync ones share a private base class)
+_BATCH_NORMS = (paddle.nn.BatchNorm1D, paddle.nn.BatchNorm2D, paddle.nn.BatchNorm3D, paddle.nn.SyncBatchNorm,
+                paddle.nn.BatchNorm)
 
 
 def _use_running_statistics(layer, inputs):

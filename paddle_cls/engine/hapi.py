@@ -9,23 +9,31 @@ The learning-rate schedule is stepped by an explicit `paddle.callbacks.LRSchedul
 default one (which steps every batch, whatever the schedule was written for). Resumable checkpoints are
 written after each epoch's evaluation.
 """
+from __future__ import annotations
+
 import os
 import time
+from typing import Optional
 
 import numpy as np
 import paddle
 
 from ..data.loader import build_loader
-from ..errors import NonFiniteLoss, TrainingInterrupted
+from ..errors import ConfigError, NonFiniteLoss, TrainingInterrupted
 from ..metrics import score_name
 from ..utils.checkpoint import check_finite_weights, save_atomic, save_weights
 from ..utils.distributed import all_reduce_sum
+from ..utils.history import EpochHistory
 from ..utils.logger import console_into_log_files, logger
 from ..utils.progress import TrainingProgress
 from ..utils.precision import amp_level
+from .best_model import report_evaluation
 from .callbacks import epoch_line, note_short_run, scalar_recorder
-from .checkpointing import random_states, restore_scaler, resume_run, save_checkpoint, scaler_state, stopped_by_nan
-from .runner import CHECK_EVERY, report_evaluation
+from .checkpointing import (random_states, restore_scaler, resume_run, save_checkpoint, scaler_state,
+                            stopped_by_nan)
+from .components import Components
+from .runner import CHECK_EVERY
+from .stop_request import StopRequest
 
 
 class HapiEpochRecorder(paddle.callbacks.Callback):
@@ -67,7 +75,7 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
             if self.on_epoch_done is not None:
                 self.on_epoch_done(epoch)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self._commit()
         self._start = time.time()
         self._train_losses = []
@@ -76,7 +84,7 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
     def _global_step(self, step):
         return self._epoch * self.steps_per_epoch + step
 
-    def on_train_batch_end(self, step, logs=None):
+    def on_train_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
         loss = float(np.mean(logs["loss"]))  # hapi has already read it back from the device
         global_step = self._global_step(step)
         if not np.isfinite(loss):
@@ -87,32 +95,34 @@ class HapiEpochRecorder(paddle.callbacks.Callback):
         if self.scalars is not None and global_step % self.scalars.every == 0:
             self.scalars.train_step(global_step, loss, self.model._optimizer.get_lr())
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         check_finite_weights(self.model.network, f"at step {self._global_step(self.steps_per_epoch - 1)}")
         accuracy = logs.get(self.metric_name) if self.record_train_accuracy else None
         self._pending = dict(epoch=epoch + self.epoch_offset, train_loss=float(np.mean(self._train_losses)),
                              train_accuracy=float(accuracy) if accuracy is not None else None,
                              lr=self.model._optimizer.get_lr())
 
-    def on_eval_begin(self, logs=None):
+    def on_eval_begin(self, logs: Optional[dict] = None) -> None:
         self._eval_losses = []
 
-    def on_eval_batch_end(self, step, logs=None):
+    def on_eval_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
         self._eval_losses.append(float(np.mean(logs["loss"])))
 
-    def on_eval_end(self, logs=None):
+    def on_eval_end(self, logs: Optional[dict] = None) -> None:
         if self._pending is None:  # an evaluate() outside fit
             return
         # hapi gathers the metric over processes but leaves each process its own batch losses: add those up.
         totals = all_reduce_sum(paddle.to_tensor([sum(self._eval_losses), len(self._eval_losses)], dtype="float64"))
         dev_loss, dev_score = float(totals[0] / totals[1]), float(logs[self.metric_name])
-        self.best_score = report_evaluation(self.model.network, dev_score, dev_loss, self.best_score, self.best_path)
+        first = all(row["dev_accuracy"] is None for row in self.history.rows)  # rows come back on resume
+        self.best_score = report_evaluation(self.model.network, dev_score, dev_loss, self.best_score, self.best_path,
+                                            first)
         if self.scalars is not None:
             self.scalars.evaluation(self._global_step(self.steps_per_epoch - 1), dev_loss, dev_score)
         self._pending.update(dev_loss=dev_loss, dev_accuracy=dev_score)
         self._commit()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
         self._commit()
         if self.scalars is not None:
             self.scalars.close()
@@ -126,16 +136,16 @@ class HapiProgress(paddle.callbacks.Callback):
         self.bars = TrainingProgress(epochs, steps_per_epoch, start_epoch * steps_per_epoch, enabled)
         self.start_epoch = start_epoch
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self.bars.epoch_begin(epoch + self.start_epoch)
 
-    def on_train_batch_end(self, step, logs=None):
+    def on_train_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
         self.bars.step()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         self.bars.epoch_end()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
         self.bars.close()
 
 
@@ -149,11 +159,11 @@ class AtomicModelCheckpoint(paddle.callbacks.ModelCheckpoint):
         save_weights(self.model.network, path + ".pdparams")
         save_atomic(self.model._optimizer.state_dict(), path + ".pdopt")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if self._is_save() and self.epoch % self.save_freq == 0:
             self._write(str(epoch))
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
         if self._is_save():
             self._write("final")
 
@@ -174,7 +184,8 @@ class _HapiCheckpointer(paddle.callbacks.Callback):
     def epoch_done(self, epoch):
         if (epoch + 1) % self.interval:
             return
-        state = {"engine": "hapi", "next_step": (epoch + 1) * self.steps_per_epoch, "epoch_loss_sum": 0.0, "runner": None,
+        state = {"engine": "hapi", "next_step": (epoch + 1) * self.steps_per_epoch, "epoch_loss_sum": 0.0,
+                 "runner": None,
                  "best_score": self.recorder.best_score, "history": list(self.recorder.history.rows),
                  "random": random_states(), "grad_scaler": scaler_state(getattr(self.model, "_scaler", None))}
         self.latest = save_checkpoint(self.output_dir, self.model.network, self.model._optimizer, state) or self.latest
@@ -188,7 +199,8 @@ class _HapiCheckpointer(paddle.callbacks.Callback):
                                       "Continue with -o Global.resume=auto (from the last completed epoch)")
 
 
-def train_hapi(config, parts, history, paths, stop):
+def train_hapi(config: dict, parts: Components, history: EpochHistory, paths: dict,
+               stop: StopRequest) -> Optional[float]:
     """Fit with `paddle.Model`; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
     evaluate = bool(settings["eval_steps"] or settings["eval_per_epoch"])
@@ -211,6 +223,9 @@ def train_hapi(config, parts, history, paths, stop):
         resumed = resume_run(settings["resume"], paths["output_dir"], parts.model, parts.optim.optimizer, "hapi",
                              history)
         start_epoch = resumed["next_step"] // len(train_loader)
+        if start_epoch >= settings["epochs"]:
+            raise ConfigError(f"Global.resume: {resumed['folder']} is at the end of epoch {start_epoch}, and "
+                              f"Global.epochs is {settings['epochs']}: nothing left to train; raise Global.epochs")
         recorder.best_score, recorder.epoch_offset = resumed["best_score"], start_epoch
         if hasattr(train_loader.batch_sampler, "set_epoch"):  # a data-parallel sampler shuffles by epoch number
             train_loader.batch_sampler.set_epoch(start_epoch)

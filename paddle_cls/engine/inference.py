@@ -1,6 +1,9 @@
 """Using a trained model: evaluate it on the test split, and classify image files or test samples."""
+from __future__ import annotations
+
 import json
 import os
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -58,7 +61,7 @@ def _listed(names):
     return ", ".join(names[:5]) + (f" ... ({len(names)} in all)" if len(names) > 5 else "")
 
 
-def trained_model(config, engine="auto"):
+def trained_model(config: dict, engine: str = "auto") -> paddle.nn.Layer:
     """The trained model run by `engine` (dygraph, inference, onnxruntime, or auto: see
     `predictor.choose_engine`), as a layer: a tensor [N, C, H, W] in, its logits out."""
     settings = config["Global"]
@@ -77,7 +80,7 @@ def trained_model(config, engine="auto"):
     return _ExportAsLayer(exported_model(folder, engine, settings["num_threads"]))
 
 
-def evaluate(config, engine="auto"):
+def evaluate(config: dict, engine: str = "auto") -> Tuple[float, float]:
     """Evaluate a saved model on the test split: the course's `[Test]` line, then the accuracy of each class
     and a confusion-matrix figure (`confusion_matrix.png` and `per_class_accuracy.json` in `Global.output_dir`).
 
@@ -107,7 +110,8 @@ def evaluate(config, engine="auto"):
     return score, loss
 
 
-def predict(config, image_paths=(), indices=(), topk=3, figure="predictions.png", engine="auto"):
+def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int] = (), topk: int = 3,
+            figure: Optional[str] = "predictions.png", engine: str = "auto") -> Tuple[List[dict], int]:
     """Classify image files (any size and mode, converted to the model's input) and test-split samples.
 
     Prints the top-k labels with their probabilities for each, and saves a figure of the pictures with their

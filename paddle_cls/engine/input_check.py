@@ -1,9 +1,11 @@
 """What the model is fed, checked before a training run or an export writes anything: each split's transforms
 must give samples of `Global.image_shape` [C, H, W], whose C is the number of input channels of the model
 (`Arch`), and an export's preprocessing must give that shape for a picture of any size."""
+from __future__ import annotations
+
 import importlib.util
 import inspect
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -16,7 +18,7 @@ from ..models import MODELS
 from .predictor import PROBE_SIZE
 
 
-def sample_shape(sample) -> Optional[list]:
+def sample_shape(sample: Any) -> Optional[list]:
     """The shape of a transformed sample (tensor or array); None for a PIL image."""
     if isinstance(sample, Image.Image):
         return None
@@ -68,7 +70,7 @@ def check_model(config: dict, model: paddle.nn.Layer) -> None:
                           f"images with {channels} channel(s)")
 
 
-def check_inputs(config: dict, model: paddle.nn.Layer, splits=None) -> None:
+def check_inputs(config: dict, model: paddle.nn.Layer, splits: Optional[Sequence[str]] = None) -> None:
     """Check that `model` takes the channels of `Global.image_shape`, and that `splits` (default: every split
     of the config) give that shape. Raises ConfigError (see `check_model`, `check_split`)."""
     check_model(config, model)
@@ -81,7 +83,7 @@ def check_preprocessing(config: dict) -> None:
     another size than the model's into `Global.image_shape`, as predict and serve would then refuse it."""
     steps = preprocessing_steps(config)
     if steps["image_backend"] == "cv2" and importlib.util.find_spec("cv2") is None:
-        raise ConfigError(f"the dataset's backend: cv2 needs OpenCV to resize the pictures predict and "
+        raise ConfigError("the dataset's backend: cv2 needs OpenCV to resize the pictures predict and "
                           "serve are given: pip install opencv-python, or use backend: pil")
     preprocess_image = build_preprocess(steps)
     preprocess_image(Image.new(steps["color"], PROBE_SIZE))

@@ -5,8 +5,12 @@ Engines, by name: `dygraph` (the trained weights in the Python model), `inferenc
 `onnxruntime` (`model.onnx`, from `export --onnx`). `auto` picks the fastest one that export verified against
 the dygraph model, provided the export is of the weights in use.
 """
+from __future__ import annotations
+
 import json
 import os
+from types import ModuleType
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import paddle
@@ -66,7 +70,7 @@ class InferenceModel:
         return self.predictor.get_output_handle(self.predictor.get_output_names()[0]).copy_to_cpu()
 
 
-def import_onnxruntime():
+def import_onnxruntime() -> ModuleType:
     """onnxruntime, or a ConfigError saying how to install it."""
     try:
         import onnxruntime
@@ -94,7 +98,8 @@ class OnnxModel:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(images, dtype=np.float32)})[0]
 
 
-def exported_model(folder, engine, threads=None, device=None):
+def exported_model(folder: str, engine: str, threads: Optional[int] = None,
+                   device: Optional[str] = None) -> Callable[[np.ndarray], np.ndarray]:
     """The export in `folder` run by `engine` (inference, on `device` (default Paddle's current one), or
     onnxruntime, on the CPU)."""
     if engine == "inference":
@@ -104,7 +109,7 @@ def exported_model(folder, engine, threads=None, device=None):
     raise ConfigError(f"engine {engine!r} does not run an export (valid: inference, onnxruntime)")
 
 
-def read_export_info(folder):
+def read_export_info(folder: str) -> dict:
     """The `preprocess.json` of an export: preprocessing steps, class names, the engines verified at export."""
     path = os.path.join(folder, PREPROCESS_FILE)
     try:
@@ -117,7 +122,7 @@ def read_export_info(folder):
     return info
 
 
-def choose_engine(requested, folder, weights, device=None):
+def choose_engine(requested: str, folder: str, weights: str, device: Optional[str] = None) -> str:
     """The engine to run on `device` (default Paddle's current one): `requested`, or for `auto` the fastest one
     verified at export of the same `weights` file (on a CPU onnxruntime, then inference, when installed), else
     dygraph."""
@@ -139,7 +144,7 @@ def choose_engine(requested, folder, weights, device=None):
     return "inference" if "inference" in verified else "dygraph"
 
 
-def onnxruntime_installed(device=None):
+def onnxruntime_installed(device: Optional[str] = None) -> bool:
     """Whether onnxruntime can run here and is the faster choice: not when computing on a GPU (`device`,
     default Paddle's current one), where paddle.inference uses the GPU."""
     try:
@@ -149,7 +154,7 @@ def onnxruntime_installed(device=None):
     return not _on_gpu(device)
 
 
-def top_k(logits, names, k):
+def top_k(logits: np.ndarray, names: Sequence[str], k: int) -> List[Tuple[str, float]]:
     """The k most probable `(class name, probability)` of one sample's logits.
 
     Raises:
@@ -190,7 +195,7 @@ class Predictor:
         self.model = exported_model(folder, engine, threads, device)
         self.device = "cpu" if engine == "onnxruntime" else device or paddle.get_device()  # where the model runs
 
-    def inputs(self, images):
+    def inputs(self, images: Sequence[Union[str, Image.Image]]) -> np.ndarray:
         """The model's float32 [N, C, H, W] input for image paths or PIL images."""
         color = self.info["color"]
         return np.stack([self.preprocess(read_image(image, 1 if color == "L" else 3) if isinstance(image, str)

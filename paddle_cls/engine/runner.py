@@ -5,38 +5,29 @@ losses are recorded without keeping the autograd graph (the course's `total_loss
 read back from the device in batches rather than every step, and `evaluate()` called from outside
 training leaves the dev history alone.
 """
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Iterable, List, Optional, Tuple
+
 import numpy as np
 import paddle
 
 from ..errors import ConfigError, NonFiniteLoss
+from ..utils.arguments import refuse_unknown_keywords
 from ..utils.checkpoint import check_finite_weights, load_model_file, save_weights
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
 from ..utils.progress import TrainingProgress
 from ..utils.precision import autocast, decorate_o2
+from .best_model import report_evaluation
 from .checkpointing import restore_scaler, scaler_state
 
 # Step losses are read back from the device this many at a time, and the weights checked for NaN as often.
 CHECK_EVERY = 200
 
 
-def report_evaluation(model, dev_score, dev_loss, best_score, save_path):
-    """The course's lines after an evaluation during training, and its rule for the best model: saved to
-    `save_path` (by rank 0, never with NaN or inf weights) when `dev_score` beats `best_score`.
-
-    Returns:
-        The new best score.
-    """
-    logger.info(f"[Evaluate]  dev score: {dev_score:.5f}, dev loss: {dev_loss:.5f}")
-    if dev_score <= best_score:
-        return best_score
-    if is_main_process():
-        save_weights(model, save_path, "at this evaluation")
-    logger.info(f"[Evaluate] best accuracy performence has been updated: {best_score:.5f} --> {dev_score:.5f}")
-    return dev_score
-
-
-def _as_float32(tensor):
+def _as_float32(tensor: paddle.Tensor) -> paddle.Tensor:
     # Under float16/bfloat16 AMP the loss and logits come out in low precision; otherwise no cast op is added.
     return tensor if tensor.dtype == paddle.float32 else tensor.astype("float32")
 
@@ -63,9 +54,12 @@ class RunnerV3:
     decorated before.
 
     `train` shows progress bars (run and epoch, with rate and time left) on a terminal and in a notebook unless
-    `progress=False`, and also takes `callbacks`: objects with any of `on_train_begin(runner)`, `on_epoch_begin(runner, epoch)`,
-    `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor), `on_epoch_end(runner, epoch)` and
-    `on_train_end(runner)` (see `paddle_cls.engine.callbacks`). The course's runner has no such hook.
+    `progress=False`, and also takes `callbacks`: objects with any of `on_train_begin(runner)`,
+    `on_epoch_begin(runner, epoch)`, `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor),
+    `on_epoch_end(runner, epoch)` and `on_train_end(runner)` (see `paddle_cls.engine.callbacks`). The course's
+    runner has no such hook.
+
+    Unlike the course's, a keyword these methods do not take is a TypeError, and `train` needs `num_epochs` >= 1.
 
     After `train`, `train_step_losses` holds `(step, loss)` for every step, `train_epoch_losses` the mean
     loss of each epoch, `dev_losses` `(step, loss)` and `dev_scores` the score of each evaluation, and
@@ -75,7 +69,10 @@ class RunnerV3:
     >>> runner.train(train_loader, dev_loader, num_epochs=30, log_steps=3000, eval_steps=3000)  # doctest: +SKIP
     """
 
-    def __init__(self, model, optimizer, loss_fn, metric, amp_level=None, amp_dtype="float16", **kwargs):
+    @refuse_unknown_keywords
+    def __init__(self, model: paddle.nn.Layer, optimizer: Optional[paddle.optimizer.Optimizer],
+                 loss_fn: Optional[Callable], metric: Any, amp_level: Optional[str] = None,
+                 amp_dtype: str = "float16") -> None:
         self.amp_level = amp_level
         self.amp_dtype = amp_dtype
         if amp_level == "O2":  # the weights in low precision (with float32 masters in the optimizer)
@@ -100,13 +97,13 @@ class RunnerV3:
         self._epoch_loss_sum = paddle.zeros([])
 
     @property
-    def train_step_losses(self):
+    def train_step_losses(self) -> List[Tuple[int, float]]:
         """`(step, loss)` for every training step, as plain floats."""
         self._flush_step_losses()
         return self._train_step_losses
 
     @train_step_losses.setter
-    def train_step_losses(self, value):
+    def train_step_losses(self, value: Iterable[Tuple[int, float]]) -> None:
         self._pending_step_losses = []
         self._train_step_losses = list(value)
 
@@ -124,18 +121,18 @@ class RunnerV3:
         check_finite_weights(self.model, f"at step {steps[-1]}")
 
     @property
-    def epoch_loss_sum(self):
+    def epoch_loss_sum(self) -> float:
         """The sum of this epoch's step losses so far, as a float (reads the device)."""
         return float(self._epoch_loss_sum.item())
 
-    def history_state(self):
+    def history_state(self) -> dict:
         """The histories, best score and float16 loss scaler (None without one), as plain values, for a training
         checkpoint."""
         return {"train_step_losses": list(self.train_step_losses), "train_epoch_losses": list(self.train_epoch_losses),
                 "dev_losses": list(self.dev_losses), "dev_scores": list(self.dev_scores),
                 "best_score": self.best_score, "grad_scaler": scaler_state(self.scaler)}
 
-    def set_history_state(self, state):
+    def set_history_state(self, state: dict) -> None:
         """Restore what `history_state` returned (when resuming)."""
         self.train_step_losses = [tuple(item) for item in state["train_step_losses"]]
         self.train_epoch_losses = list(state["train_epoch_losses"])
@@ -146,27 +143,35 @@ class RunnerV3:
         if scaler and self.scaler is not None:
             restore_scaler(self.scaler, scaler)
 
-    def train(self, train_loader, dev_loader=None, num_epochs=0, log_steps=100, eval_steps=0,
-              save_path="best_model.pdparams", custom_print_log=None, callbacks=(), start_step=0,
-              epoch_loss_sum=0.0, progress=True):
-        """Train for `num_epochs`, logging every `log_steps` steps and evaluating every `eval_steps`.
+    @refuse_unknown_keywords
+    def train(self, train_loader: Iterable, dev_loader: Optional[Iterable] = None, num_epochs: Optional[int] = None,
+              log_steps: int = 100, eval_steps: int = 0, save_path: str = "best_model.pdparams",
+              custom_print_log: Optional[Callable[[RunnerV3], None]] = None, callbacks: Iterable = (),
+              start_step: int = 0, epoch_loss_sum: float = 0.0, progress: bool = True) -> None:
+        """Train for `num_epochs` (>= 1), logging every `log_steps` steps and evaluating every `eval_steps`.
 
         The model is evaluated when `global_step > 0` and either `global_step % eval_steps == 0` or it is
-        the last step; it is saved to `save_path` whenever the dev score improves.
+        the last step; it is saved to `save_path` at the first evaluation and whenever the dev score improves.
         `custom_print_log(runner)` is called after each backward pass, as in the course.
         `start_step` and `epoch_loss_sum` continue a run from a checkpoint (see `engine.checkpointing`): the
         steps before `start_step` are skipped, the loss of the partly done epoch starts from `epoch_loss_sum`.
         `progress=False` draws no progress bars.
 
         Raises:
+            ConfigError: `num_epochs` < 1, `start_step` leaves nothing to train, or `train_loader` gives no batch.
             NonFiniteLoss: a step's loss, or the weights, became NaN or infinite (found when the recorded losses
                 are read back, every 200 steps and at the end of each epoch, or when the best model is saved).
         """
+        if isinstance(num_epochs, bool) or not isinstance(num_epochs, numbers.Integral) or num_epochs < 1:
+            raise ConfigError(f"RunnerV3.train: num_epochs must be a whole number >= 1, got {num_epochs!r}")
         self.model.train()
         if len(train_loader) == 0:  # the course's code divides by it
             raise ConfigError("train_loader gives no batch: it has fewer samples than its batch_size with "
                               "drop_last=True; lower batch_size or set drop_last=False")
         num_training_steps = num_epochs * len(train_loader)
+        if start_step >= num_training_steps:
+            raise ConfigError(f"RunnerV3.train: start_step {start_step} is past the last of {num_training_steps} "
+                              "steps: nothing left to train; raise num_epochs (Global.epochs)")
         if eval_steps:
             if self.metric is None:
                 raise RuntimeError("Error: Metric can not be None!")
@@ -224,14 +229,17 @@ class RunnerV3:
         _call(callbacks, "on_train_end", self)
         logger.info("[Train] Training done!")
 
-    def evaluate_and_keep_best(self, dev_loader, global_step, save_path):
-        """Evaluate during training as the course does: print the dev line, record it, save a new best."""
+    def evaluate_and_keep_best(self, dev_loader: Iterable, global_step: int, save_path: str) -> None:
+        """Evaluate during training as the course does: print the dev line, record it, save a new best (and the
+        model of the run's first evaluation, whatever its score)."""
         dev_score, dev_loss = self.evaluate(dev_loader, global_step=global_step)
         self.model.train()
-        self.best_score = report_evaluation(self.model, dev_score, dev_loss, self.best_score, save_path)
+        first = len(self.dev_scores) == 1  # restored on resume, so a resumed run keeps the best it had
+        self.best_score = report_evaluation(self.model, dev_score, dev_loss, self.best_score, save_path, first)
 
+    @refuse_unknown_keywords
     @paddle.no_grad()
-    def evaluate(self, dev_loader, global_step=-1):
+    def evaluate(self, dev_loader: Iterable, global_step: int = -1) -> Tuple[float, float]:
         """Return `(score, loss)` on `dev_loader`: the metric and the mean of the batch losses.
 
         Only an evaluation during training (`global_step >= 0`) is added to `dev_losses` and `dev_scores`.
@@ -255,7 +263,8 @@ class RunnerV3:
             total_loss = all_reduce_sum(total_loss)
             num_batches = int(all_reduce_sum(paddle.to_tensor([num_batches], dtype="int64")).item())
             if not hasattr(self.metric, "all_reduce"):
-                raise RuntimeError("a data-parallel evaluation needs a metric with all_reduce(), e.g. paddle_cls.Accuracy")
+                raise RuntimeError("a data-parallel evaluation needs a metric with all_reduce(), "
+                                   "e.g. paddle_cls.Accuracy")
             self.metric.all_reduce()
         dev_loss = (total_loss / num_batches).item()
         dev_score = self.metric.accumulate()
@@ -269,14 +278,15 @@ class RunnerV3:
     def _autocast(self):
         return autocast(self.amp_level, self.amp_dtype)
 
+    @refuse_unknown_keywords
     @paddle.no_grad()
-    def predict(self, x, **kwargs):
+    def predict(self, x: paddle.Tensor) -> paddle.Tensor:
         """The model's output (logits) for a batch `x`, in eval mode (under the runner's mixed precision)."""
         self.model.eval()
         with self._autocast():
             return self.model(x)
 
-    def save_model(self, save_path):
+    def save_model(self, save_path: str) -> None:
         """Save the model's state dict to `save_path` (atomically: a crash leaves the previous file intact).
 
         In a data-parallel run only rank 0 writes. Weights holding NaN or inf are refused (NonFiniteLoss).
@@ -284,6 +294,6 @@ class RunnerV3:
         if is_main_process():
             save_weights(self.model, save_path)
 
-    def load_model(self, model_path):
+    def load_model(self, model_path: str) -> None:
         """Load a state dict saved by `save_model` (or by the course's RunnerV3); a mismatch is an error."""
         load_model_file(self.model, model_path)

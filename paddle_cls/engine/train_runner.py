@@ -1,19 +1,25 @@
 """The runner engine's driver: a config's run on the course's RunnerV3, with the callbacks that make it a
 whole run (learning-rate steps, per-epoch evaluation and records, VisualDL, checkpoints)."""
+from __future__ import annotations
+
 import os
 import time
+from typing import Callable, Optional, Tuple
 
 import paddle
 
 from ..data.loader import build_loader
 from ..errors import NonFiniteLoss
 from ..utils.distributed import is_main_process, world_size
+from ..utils.history import EpochHistory
 from ..utils.logger import logger
 from ..utils.plot import plot_training_loss_acc
 from ..utils.precision import amp_level, decorate_o2
 from .callbacks import epoch_line, note_short_run, scalar_recorder
 from .checkpointing import Checkpointer, find_checkpoint, resume_run, stopped_by_nan
+from .components import Components
 from .runner import CHECK_EVERY, RunnerV3
+from .stop_request import StopRequest
 
 
 class LRStep:
@@ -23,11 +29,11 @@ class LRStep:
         self.scheduler = scheduler
         self.by_epoch = by_epoch
 
-    def on_train_batch_end(self, runner, step, loss):
+    def on_train_batch_end(self, runner: RunnerV3, step: int, loss: paddle.Tensor) -> None:
         if not self.by_epoch:
             self.scheduler.step()
 
-    def on_epoch_end(self, runner, epoch):
+    def on_epoch_end(self, runner: RunnerV3, epoch: int) -> None:
         if self.by_epoch:
             self.scheduler.step()
 
@@ -39,7 +45,7 @@ class EpochEvaluation:
         self.dev_loader = dev_loader
         self.save_path = save_path
 
-    def on_epoch_end(self, runner, epoch):
+    def on_epoch_end(self, runner: RunnerV3, epoch: int) -> None:
         runner.evaluate_and_keep_best(self.dev_loader, runner.global_step - 1, self.save_path)
 
 
@@ -53,11 +59,11 @@ class RecordEpochs:
         self.epochs = epochs
         self.train_eval_loader = train_eval_loader
 
-    def on_epoch_begin(self, runner, epoch):
+    def on_epoch_begin(self, runner: RunnerV3, epoch: int) -> None:
         self._start = time.time()
         self._evaluations = len(runner.dev_scores)
 
-    def on_epoch_end(self, runner, epoch):
+    def on_epoch_end(self, runner: RunnerV3, epoch: int) -> None:
         evaluated = len(runner.dev_scores) > self._evaluations
         train_accuracy = None
         if self.train_eval_loader is not None:
@@ -92,7 +98,7 @@ class RunnerScalars:
             self.recorder.evaluation(step, loss, score)
         self._written_evaluations = len(runner.dev_scores)
 
-    def on_train_batch_end(self, runner, step, loss):
+    def on_train_batch_end(self, runner: RunnerV3, step: int, loss: paddle.Tensor) -> None:
         if step % self.recorder.every == 0:
             self._pending.append((step, loss, runner.optimizer.get_lr()))
         if self.saves_after(step):
@@ -101,23 +107,24 @@ class RunnerScalars:
         elif len(self._pending) >= CHECK_EVERY or len(runner.dev_scores) > self._written_evaluations:
             self._write(runner)
 
-    def on_epoch_end(self, runner, epoch):
+    def on_epoch_end(self, runner: RunnerV3, epoch: int) -> None:
         self._write(runner)
         self.recorder.flush()
 
-    def on_train_end(self, runner):
+    def on_train_end(self, runner: RunnerV3) -> None:
         self._write(runner)
         self.recorder.close()
 
 
-def checkpoint_may_follow(settings, stop):
+def checkpoint_may_follow(settings: dict, stop: StopRequest) -> Callable[[int], bool]:
     """`saves_after(step)` for `RunnerScalars`: whether `Checkpointer` may save after this step within an epoch
     (a step interval is due, or Ctrl-C was pressed), asked before it runs."""
     every_steps = settings["save_interval"] if settings["save_unit"] == "step" else None
     return lambda step: stop.requested or bool(every_steps and (step + 1) % every_steps == 0)
 
 
-def training_model(model, optimizer, level, dtype):
+def training_model(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, level: Optional[str],
+                   dtype: str) -> Tuple[paddle.nn.Layer, paddle.optimizer.Optimizer]:
     """The model and optimizer to train at AMP `level` (None, 'O1' or 'O2') in `dtype`: at O2 the bare model
     is decorated (`utils.precision.decorate_o2`) before a data-parallel run wraps it in `paddle.DataParallel`, the order
     Paddle requires (and PaddleClas follows).
@@ -130,7 +137,8 @@ def training_model(model, optimizer, level, dtype):
     return (paddle.DataParallel(model) if world_size() > 1 else model), optimizer
 
 
-def train_runner(config, parts, history, paths, stop):
+def train_runner(config: dict, parts: Components, history: EpochHistory, paths: dict,
+                 stop: StopRequest) -> Optional[float]:
     """Train with the course's RunnerV3; returns the best dev score (None without evaluation)."""
     settings = config["Global"]
     level = amp_level(config, paddle.get_device())

@@ -1,4 +1,6 @@
 """A trained model: finding and loading its weights, and testing it on the test split."""
+from __future__ import annotations
+
 import json
 import os
 from typing import Optional, Tuple
@@ -65,7 +67,7 @@ def load_trained_model(config: dict) -> paddle.nn.Layer:
     return model
 
 
-def run_precision(model, config: dict) -> Tuple[Optional[str], str]:
+def run_precision(model: paddle.nn.Layer, config: dict) -> Tuple[Optional[str], str]:
     """`(amp level, dtype)` to run `model` with as the config's run trained: its `Global.amp` where this device
     has it (see `runtime.amp_level`), None for float32; None too for a model that is not a `paddle.nn.Layer`
     (an export, which computes in float32)."""
@@ -74,7 +76,8 @@ def run_precision(model, config: dict) -> Tuple[Optional[str], str]:
     return level, settings["amp_dtype"]
 
 
-def test_model(model: paddle.nn.Layer, config: dict, metric=None) -> Tuple[float, float, int]:
+def test_model(model: paddle.nn.Layer, config: dict,
+               metric: Optional[paddle.metric.Metric] = None) -> Tuple[float, float, int]:
     """Evaluate `model` on the test split with RunnerV3 and print the course's `[Test]` line.
 
     The model runs under the run's mixed precision (`run_precision`); at O2 it is decorated in place

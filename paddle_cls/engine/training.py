@@ -1,4 +1,6 @@
 """A whole training run from a config, on either engine, ending with a test of the best model."""
+from __future__ import annotations
+
 import json
 import os
 import tempfile
@@ -15,17 +17,17 @@ from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_validation_accuracy
 from ..utils.runtime import seed_everything, set_device
-from .checkpointing import StopRequest
 from .components import build_components, check_components
 from .hapi import train_hapi
 from .input_check import check_inputs
+from .stop_request import StopRequest
 from .train_runner import train_runner
 from .trained import BEST_MODEL, RESULTS_FILE, test_model
 
 ENGINES = {"runner": train_runner, "hapi": train_hapi}
 
 
-def check_output_dir(path):
+def check_output_dir(path: str) -> None:
     """ConfigError when `Global.output_dir` could not be created or written, found without creating anything."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
@@ -39,14 +41,15 @@ def check_output_dir(path):
     raise ConfigError(f"Global.output_dir: cannot write to {path} ({reason}); choose another folder")
 
 
-def prepare_output_dir(path):
+def prepare_output_dir(path: str) -> str:
     """Create `Global.output_dir` and check it can be written, before any training starts."""
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise ConfigError(f"Global.output_dir: cannot write to {path} ({exc.strerror}); choose another folder") from None
+        raise ConfigError(f"Global.output_dir: cannot write to {path} ({exc.strerror}); "
+                          "choose another folder") from None
     return path
 
 

@@ -3,6 +3,8 @@
 The layer names and creation order match the course, so a `best_model.pdparams` trained with the course
 code loads here, and the same `paddle.seed` gives the same initial weights.
 """
+from __future__ import annotations
+
 import paddle
 from paddle import nn
 import paddle.nn.functional as F
@@ -30,7 +32,7 @@ class ResBlock(nn.Layer):
         if self.use_1x1conv:
             self.bn3 = nn.BatchNorm2D(out_channels)
 
-    def forward(self, inputs):
+    def forward(self, inputs: paddle.Tensor) -> paddle.Tensor:
         y = F.relu(self.bn1(self.conv1(inputs)))
         y = self.bn2(self.conv2(y))
         if self.use_residual:
@@ -78,5 +80,5 @@ class Model_ResNet18(nn.Layer):
             nn.Linear(512, num_classes),
         )
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.net(x)

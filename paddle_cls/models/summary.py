@@ -1,18 +1,23 @@
 """A model's layer-by-layer output and parameter shapes, as the course walks through LeNet (001)."""
+from __future__ import annotations
+
+from typing import List, Sequence
+
 import numpy as np
 import paddle
 
 from ..utils.logger import logger
 
 
-def layer_shapes(model, input_shape):
+def layer_shapes(model: paddle.nn.Layer, input_shape: Sequence[int]) -> List[dict]:
     """Run one zero batch of `input_shape` ([N, C, H, W]) and return a row per leaf layer, in call order:
     `(layer name, output shape, [parameter shapes])`."""
     rows, hooks = [], []
     for name, layer in model.named_sublayers():
         if not layer.sublayers():
             def record(layer, inputs, output, name=name):
-                rows.append((name, list(output.shape), [list(p.shape) for p in layer.parameters(include_sublayers=False)]))
+                parameters = layer.parameters(include_sublayers=False)
+                rows.append((name, list(output.shape), [list(p.shape) for p in parameters]))
             hooks.append(layer.register_forward_post_hook(record))
     was_training = model.training
     model.eval()
@@ -27,7 +32,7 @@ def layer_shapes(model, input_shape):
     return rows
 
 
-def print_summary(model, input_shape):
+def print_summary(model: paddle.nn.Layer, input_shape: Sequence[int]) -> List[dict]:
     """Log each leaf layer's output shape and parameter shapes, then the parameter count; returns the rows."""
     rows = layer_shapes(model, input_shape)
     logger.info(f"{'layer':<28}{'output shape':<22}parameter shapes")

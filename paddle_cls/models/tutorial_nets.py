@@ -4,6 +4,8 @@
 - `MyNet` of the Paddle 2.0 CIFAR-10 tutorial (000): three 3x3 convs on 3x32x32.
 - `CNN` of the PyTorch MNIST tutorial (002) and `SimpleCNN` of the PyTorch CIFAR-10 tutorial (003), ported.
 """
+from __future__ import annotations
+
 import paddle
 from paddle import nn
 import paddle.nn.functional as F
@@ -26,7 +28,7 @@ class LeNet(nn.Layer):
         self.fc1 = nn.Linear(in_features=120, out_features=64)
         self.fc2 = nn.Linear(in_features=64, out_features=num_classes)
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.conv1(x)
         x = F.sigmoid(x)
         x = self.max_pool1(x)
@@ -55,7 +57,7 @@ class MyNet(nn.Layer):
         self.linear1 = nn.Linear(in_features=1024, out_features=64)
         self.linear2 = nn.Linear(in_features=64, out_features=num_classes)
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.pool1(F.relu(self.conv1(x)))
         x = self.pool2(F.relu(self.conv2(x)))
         x = F.relu(self.conv3(x))
@@ -76,7 +78,7 @@ class CNN(nn.Layer):
         self.fc2 = nn.Linear(128, num_classes)
         self.relu = nn.ReLU()
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.relu(self.mp(self.conv1(x)))
         x = self.relu(self.mp(self.conv2(x)))
         x = paddle.flatten(x, start_axis=1)
@@ -95,7 +97,7 @@ class SimpleCNN(nn.Layer):
         self.fc1 = nn.Linear(18 * 16 * 16, 64)
         self.fc2 = nn.Linear(64, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.pool(F.relu(self.conv1(x)))
         x = paddle.reshape(x, [-1, 18 * 16 * 16])
         x = F.relu(self.fc1(x))

@@ -14,11 +14,13 @@ import json
 import os
 import platform
 from contextlib import asynccontextmanager
+from typing import Any, Optional
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image
 
 from .. import __version__
 from ..engine.predictor import Predictor, top_k
@@ -76,7 +78,7 @@ def _topk(value, default, classes):
     return k
 
 
-def _model_input(predictor, image, name):
+def model_input(predictor: Predictor, image: Image.Image, name: str) -> np.ndarray:
     # Predictor refuses at start an export whose steps miss the model's shape; any image they still miss is
     # the request's problem to report, not a server error.
     try:
@@ -85,8 +87,8 @@ def _model_input(predictor, image, name):
         raise UploadError(422, f"{name}: {exc}") from None
 
 
-def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batch_size=32, max_wait=0.005,
-               topk=3, device=None):
+def create_app(folder: str, engine: str = "inference", threads: Optional[int] = None, max_bytes: int = 8 << 20,
+               batch_size: int = 32, max_wait: float = 0.005, topk: int = 3, device: Optional[str] = None) -> Any:
     """The FastAPI app serving the export in `folder` with `engine` (inference or onnxruntime) on `device` (a
     Paddle device string, default Paddle's current one). Requests are preprocessed on the CPU, in worker
     threads; only the batches reach the device."""
@@ -150,7 +152,7 @@ def create_app(folder, engine="inference", threads=None, max_bytes=8 << 20, batc
         k = _topk(wanted, topk, len(predictor.names))
 
         def inputs():
-            return np.stack([_model_input(predictor, decode_upload(data, name, channels, max_bytes), name)
+            return np.stack([model_input(predictor, decode_upload(data, name, channels, max_bytes), name)
                              for name, data in uploads])
 
         logits = await batcher.logits(await run_in_threadpool(inputs))

@@ -1,5 +1,7 @@
 """Gathering concurrent requests into batches: many clients each sending one image are run as one batch, so the
 server's throughput approaches the predictor's batch speed rather than its batch-1 speed."""
+from __future__ import annotations
+
 import asyncio
 import time
 
@@ -24,12 +26,12 @@ class Batcher:
         self.batches_run = 0
         self.images_run = 0
 
-    def start(self):
+    def start(self) -> None:
         """Start the batching loop (on the server's event loop)."""
         self.queue = asyncio.Queue()
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def stop(self):
+    async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
 

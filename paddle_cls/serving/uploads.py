@@ -1,5 +1,9 @@
 """Images sent by clients, decoded in memory with limits: never written to disk, never opened by a name the
 client gives. Each refusal is an `UploadError` carrying the HTTP status and a one-line reason."""
+from __future__ import annotations
+
+from typing import Any
+
 import base64
 import binascii
 import io
@@ -69,7 +73,7 @@ def _decode_base64(text):
     return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
-def base64_images(payload) -> list:
+def base64_images(payload: Any) -> list:
     """The images of a JSON body `{"images": ["<base64>", ...]}` as bytes.
 
     Each item is base64 as any standard encoder writes it (see `_decode_base64`), or a data URL holding it.

@@ -1,5 +1,8 @@
 """Saving and loading model files so that a crash never leaves a half-written file and a mismatch is never silent."""
+from __future__ import annotations
+
 import os
+from typing import Any, List
 
 import numpy as np
 import paddle
@@ -8,7 +11,7 @@ from ..errors import CheckpointError, NonFiniteLoss
 from .safe_pickle import paddle_pickle_load
 
 
-def save_atomic(obj, path):
+def save_atomic(obj: Any, path: str) -> None:
     """`paddle.save(obj, path)` through a temporary file in the same folder and a rename.
 
     A kill at any moment leaves either the previous file or the new one, never a truncated file.
@@ -23,7 +26,7 @@ def save_atomic(obj, path):
             os.remove(tmp_path)
 
 
-def nonfinite_weights(model):
+def nonfinite_weights(model: paddle.nn.Layer) -> List[str]:
     """Names of the model's floating-point parameters and buffers holding NaN or inf (one device read for all)."""
     named = [(name, value) for name, value in model.state_dict().items()
              if isinstance(value, paddle.Tensor) and paddle.is_floating_point(value)]
@@ -33,7 +36,7 @@ def nonfinite_weights(model):
     return [name for (name, _), ok in zip(named, finite) if not ok]
 
 
-def check_finite_weights(model, when):
+def check_finite_weights(model: paddle.nn.Layer, when: str) -> None:
     """Raise NonFiniteLoss naming the first non-finite weights; `when` says when, e.g. 'at step 120'."""
     bad = nonfinite_weights(model)
     if bad:
@@ -41,7 +44,7 @@ def check_finite_weights(model, when):
         raise NonFiniteLoss(f"the weights became nan or inf {when} ({shown})")
 
 
-def save_weights(model, path, when="before saving"):
+def save_weights(model: paddle.nn.Layer, path: str, when: str = "before saving") -> None:
     """Save `model`'s state dict atomically, refusing (NonFiniteLoss) to write NaN or inf weights."""
     check_finite_weights(model, f"{when} ({os.path.basename(path)} not written)")
     save_atomic(model.state_dict(), path)
@@ -61,7 +64,7 @@ def _to_tensors(value):
     return value
 
 
-def load_state_dict(path):
+def load_state_dict(path: str) -> dict:
     """Read a `.pdparams` or `.pdopt` file as `paddle.load` does, but never running code from it.
 
     Every read of a Paddle pickle in the toolkit comes here (`utils.safe_pickle.paddle_pickle_load`).
@@ -84,7 +87,7 @@ def load_state_dict(path):
         raise CheckpointError(f"{path}: not a Paddle weights file (nested deeper than any state dict)") from None
 
 
-def set_state_dict_strict(model, state, source):
+def set_state_dict_strict(model: paddle.nn.Layer, state: dict, source: str) -> None:
     """Load `state` into `model`, refusing missing or unexpected keys and shape mismatches, and casting
     floating-point values to the dtype of the model's tensor (a float32 file into a float16 model of AMP O2,
     or a float16 file into a float32 one; Paddle's `set_state_dict` asserts "Variable dtype not match").
@@ -121,6 +124,6 @@ def _cast_like(value, target):
     return value
 
 
-def load_model_file(model, path):
+def load_model_file(model: paddle.nn.Layer, path: str) -> None:
     """Load the weights saved at `path` into `model`, strictly."""
     set_state_dict_strict(model, load_state_dict(path), path)

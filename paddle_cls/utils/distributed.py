@@ -1,7 +1,10 @@
 """Data-parallel runs under `paddle.distributed.launch`: which process writes, waiting for it, and summing across
 processes."""
+from __future__ import annotations
+
 import contextlib
 import os
+from typing import Iterator
 
 import paddle
 
@@ -15,17 +18,17 @@ except ImportError:  # Windows, where Paddle launches no multi-process runs
 _initialised = False
 
 
-def rank():
+def rank() -> int:
     """This process's rank under `paddle.distributed.launch` (0 when not launched)."""
     return int(os.environ.get("PADDLE_TRAINER_ID", "0"))
 
 
-def world_size():
+def world_size() -> int:
     """How many processes the launcher started (1 when not launched)."""
     return int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
 
 
-def run_alone():
+def run_alone() -> None:
     """Make launched rank 0 a single process from now on: `world_size()` 1 here, in Paddle (whose `ParallelEnv`
     reads the same variables), in the CPU thread count and in the processes it starts (loader workers).
     For the commands one process does whole (eval, predict, export, check-data), which then need no process
@@ -33,12 +36,12 @@ def run_alone():
     os.environ.update(PADDLE_TRAINERS_NUM="1", PADDLE_GLOBAL_SIZE="1", PADDLE_LOCAL_SIZE="1")
 
 
-def is_main_process():
+def is_main_process() -> bool:
     """True on rank 0, the one process that writes logs, checkpoints, figures and records."""
     return rank() == 0
 
 
-def init_parallel():
+def init_parallel() -> None:
     """Join the launcher's process group (NCCL on GPUs, gloo on CPU) once; a no-op for a single process."""
     global _initialised
     if world_size() > 1 and not _initialised:
@@ -46,14 +49,14 @@ def init_parallel():
         _initialised = True
 
 
-def all_reduce_sum(tensor):
+def all_reduce_sum(tensor: paddle.Tensor) -> paddle.Tensor:
     """`tensor` summed over all processes (itself when not launched)."""
     if world_size() > 1:
         paddle.distributed.all_reduce(tensor)
     return tensor
 
 
-def barrier():
+def barrier() -> None:
     """Wait until every process of the launched run gets here (returns at once when not launched): after rank 0
     writes a file that the others then read."""
     if world_size() > 1:
@@ -61,7 +64,7 @@ def barrier():
 
 
 @contextlib.contextmanager
-def one_process_at_a_time(lock_path, what):
+def one_process_at_a_time(lock_path: str, what: str) -> Iterator[None]:
     """Run the block in one process at a time on this machine, the others waiting their turn: for a download that
     every rank of a launched run (or two runs at once) would otherwise write into the same file together.
 

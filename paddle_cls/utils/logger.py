@@ -1,7 +1,10 @@
 """The toolkit's logger: plain message lines (the course's output) on stdout, and optionally in a file."""
+from __future__ import annotations
+
 import contextlib
 import logging
 import sys
+from typing import Iterator
 
 from tqdm import tqdm
 
@@ -38,7 +41,7 @@ if not logger.handlers:
     logger.propagate = False
 
 
-def log_to_file(path):
+def log_to_file(path: str) -> logging.Handler:
     """Also write every log line to `path` (appended); returns the handler so a caller can remove it."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -72,7 +75,7 @@ class _Tee:
 
 
 @contextlib.contextmanager
-def console_into_log_files():
+def console_into_log_files() -> Iterator[None]:
     """Copy everything printed to stdout into the log files while the block runs.
 
     Paddle's own progress lines (hapi's ProgBarLogger) print straight to stdout; this puts them in

@@ -1,13 +1,17 @@
 """The course's training figures (nndl `plot_training_loss_acc`), and the confusion matrix and prediction figures,
 drawn with an installed CJK font where class names need one."""
+from __future__ import annotations
+
 import contextlib
 import functools
 import warnings
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import font_manager
+from matplotlib.figure import Figure
 
 from .logger import logger
 
@@ -27,7 +31,7 @@ NO_FONT_ADVICE = ("no installed font has the characters {chars} of these labels 
 
 
 @functools.lru_cache(maxsize=None)
-def installed_cjk_fonts():
+def installed_cjk_fonts() -> Tuple[Tuple[str, str], ...]:
     """`(family, path)` of each installed font of `CJK_FONTS`, in that order; looked up once per process.
 
     Fonts installed after matplotlib cached its font list (~/.cache/matplotlib) are found too.
@@ -46,7 +50,7 @@ def installed_cjk_fonts():
                  for name in CJK_FONTS if name in names)
 
 
-def font_families_for(texts):
+def font_families_for(texts: Iterable[str]) -> Tuple[Optional[List[str]], List[str]]:
     """The font families that draw every character of `texts`, and the characters none of them has.
 
     Returns:
@@ -71,7 +75,7 @@ def font_families_for(texts):
 
 
 @contextlib.contextmanager
-def fonts_for(texts):
+def fonts_for(texts: Iterable[str]) -> Iterator[None]:
     """Draw what the block creates with the default font and, for characters it lacks, installed CJK fonts.
 
     Where no installed font has some character, says in one line which package to install (instead of one
@@ -94,9 +98,10 @@ def _show_or_close(fig):
         plt.close(fig)
 
 
-def plot_training_loss_acc(runner, fig_name, fig_size=(16, 6), sample_step=20, loss_legend_loc="upper right",
-                           acc_legend_loc="lower right", train_color="#8E004D", dev_color="#E20079",
-                           fontsize="x-large", train_linestyle="-", dev_linestyle="--"):
+def plot_training_loss_acc(runner: Any, fig_name: str, fig_size: Tuple[float, float] = (16, 6), sample_step: int = 20,
+                           loss_legend_loc: str = "upper right", acc_legend_loc: str = "lower right",
+                           train_color: str = "#8E004D", dev_color: str = "#E20079", fontsize: str = "x-large",
+                           train_linestyle: str = "-", dev_linestyle: str = "--") -> Figure:
     """Plot a RunnerV3's history as the course does and save it to `fig_name`.
 
     Left: the training loss every `sample_step`-th step and the dev loss at each evaluation.
@@ -128,7 +133,7 @@ def plot_training_loss_acc(runner, fig_name, fig_size=(16, 6), sample_step=20, l
     return fig
 
 
-def plot_validation_accuracy(history, fig_name):
+def plot_validation_accuracy(history: Any, fig_name: str) -> Figure:
     """The Paddle 2.0 tutorial's figure (000): validation accuracy per epoch."""
     fig = plt.figure()
     epochs = [row["epoch"] for row in history.rows if row["dev_accuracy"] is not None]
@@ -142,7 +147,7 @@ def plot_validation_accuracy(history, fig_name):
     return fig
 
 
-def plot_loss_and_accuracy(history, fig_name, fig_size=(4, 3)):
+def plot_loss_and_accuracy(history: Any, fig_name: str, fig_size: Tuple[float, float] = (4, 3)) -> Figure:
     """The PyTorch MNIST tutorial's twin-axis figure (002): train loss (log scale) on the left axis,
     train and test accuracy (%) on the right, per epoch (counted from 1)."""
     fig, loss_axis = plt.subplots(figsize=fig_size)
@@ -167,7 +172,7 @@ def plot_loss_and_accuracy(history, fig_name, fig_size=(4, 3)):
     return fig
 
 
-def plot_confusion_matrix(matrix, label_names, fig_name):
+def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], fig_name: str) -> Figure:
     """Counts of true (rows) against predicted (columns) classes, with the per-class accuracy in the row labels.
 
     Class names in Chinese, Japanese or Korean are drawn with an installed CJK font (see `fonts_for`).
@@ -190,7 +195,7 @@ def plot_confusion_matrix(matrix, label_names, fig_name):
     return fig
 
 
-def plot_predictions(images, titles, fig_name):
+def plot_predictions(images: Sequence[np.ndarray], titles: Sequence[str], fig_name: str) -> Figure:
     """A row of pictures (uint8 HWC, or HW for grey), each titled with its true and predicted labels.
 
     Titles in Chinese, Japanese or Korean are drawn with an installed CJK font (see `fonts_for`).

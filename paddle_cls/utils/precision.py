@@ -1,7 +1,9 @@
 """Mixed precision (`Global.amp`, `Global.amp_dtype`): the level a run computes at on its device, decorating a
 model for O2, and `auto_cast`."""
+from __future__ import annotations
+
 import weakref
-from typing import Optional
+from typing import Any, ContextManager, Optional
 
 import paddle
 
@@ -47,7 +49,7 @@ def amp_level(config: dict, device: str, report: bool = True) -> Optional[str]:
     return level
 
 
-def autocast(level: Optional[str], dtype: str):
+def autocast(level: Optional[str], dtype: str) -> ContextManager:
     """`paddle.amp.auto_cast` at `level` ('O1', 'O2', or None for float32) and `dtype`."""
     return paddle.amp.auto_cast(enable=bool(level), level=level or "O1", dtype=dtype)
 
@@ -59,7 +61,8 @@ def _low_precision(model):
     return any(param.dtype in (paddle.float16, paddle.bfloat16) for param in model.parameters())
 
 
-def decorate_o2(model, optimizer=None, dtype="float16"):
+def decorate_o2(model: paddle.nn.Layer, optimizer: Optional[paddle.optimizer.Optimizer] = None,
+                dtype: str = "float16") -> Any:
     """`paddle.amp.decorate` at level O2: the model's weights in `dtype` (batch norm kept in float32), the
     optimizer keeping float32 master weights, and `state_dict()` (so every file saved) in float32
     (`save_dtype`, as PaddleClas decorates), so that the files load anywhere. A model already decorated is

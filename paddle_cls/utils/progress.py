@@ -4,6 +4,8 @@ Bars go to the terminal's stderr (or the notebook: a widget where ipywidgets is 
 never into `train.log`; the toolkit's log lines are printed above them (see `utils.logger`). Where there is
 neither a terminal nor a notebook (output redirected to a file, CI) nothing is drawn.
 """
+from __future__ import annotations
+
 import sys
 
 from tqdm import tqdm as text_bar
@@ -26,7 +28,7 @@ def _bar(**kwargs):
     return text_bar(**kwargs)
 
 
-def can_show_progress():
+def can_show_progress() -> bool:
     """True in a Jupyter kernel or when stderr is a terminal."""
     return _in_notebook() or sys.stderr.isatty()
 
@@ -49,25 +51,25 @@ class TrainingProgress:
             self._run = _bar(total=epochs * steps_per_epoch, initial=start_step, desc="train", unit="step",
                              dynamic_ncols=True)
 
-    def epoch_begin(self, epoch, done=0):
+    def epoch_begin(self, epoch: int, done: int = 0) -> None:
         """Start the bar of `epoch`, `done` of its steps already made (a resumed run)."""
         if self.enabled:
             self._epoch = _bar(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}", unit="step",
                                leave=False, dynamic_ncols=True)
 
-    def step(self):
+    def step(self) -> None:
         """One training step done."""
         if self.enabled:
             self._run.update(1)
             if self._epoch is not None:
                 self._epoch.update(1)
 
-    def epoch_end(self):
+    def epoch_end(self) -> None:
         if self._epoch is not None:
             self._epoch.close()
             self._epoch = None
 
-    def close(self):
+    def close(self) -> None:
         """Remove the epoch bar and leave the run's bar at its final state."""
         self.epoch_end()
         if self._run is not None:

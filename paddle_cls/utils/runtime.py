@@ -1,8 +1,10 @@
 """Where and how a run computes: the device, CPU threads, seeding and determinism (mixed precision: precision.py)."""
+from __future__ import annotations
+
 import os
 import random
 import re
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import paddle
@@ -45,6 +47,12 @@ def default_cpu_threads() -> int:
     return max(1, cores // max(1, local_processes))
 
 
+def set_cpu_threads(threads: int) -> None:
+    """Compute Paddle's CPU ops on `threads` threads (Paddle has no public call for it; this is the one place
+    that reaches its private `paddle.base.core.set_num_threads`)."""
+    paddle.base.core.set_num_threads(threads)
+
+
 def set_device(name: str, num_threads: Optional[int] = None) -> str:
     """Select the device of `Global.device` and return the Paddle device string.
 
@@ -69,7 +77,7 @@ def set_device(name: str, num_threads: Optional[int] = None) -> str:
     paddle.set_device(device)
     if device == "cpu":
         threads = num_threads or default_cpu_threads()
-        paddle.base.core.set_num_threads(threads)
+        set_cpu_threads(threads)
         device = f"cpu ({threads} thread{'s' if threads > 1 else ''})"
     return device
 
@@ -77,7 +85,7 @@ def set_device(name: str, num_threads: Optional[int] = None) -> str:
 DETERMINISTIC_FLAGS = ("FLAGS_cudnn_deterministic", "FLAGS_embedding_deterministic", "FLAGS_cpu_deterministic")
 
 
-def seed_everything(seed, deterministic=False):
+def seed_everything(seed: Optional[int], deterministic: bool = False) -> List[str]:
     """Seed Python, NumPy and Paddle (`Global.seed`; None leaves them unseeded).
 
     With `deterministic` (`Global.deterministic`), also set those of Paddle's deterministic-kernel flags that

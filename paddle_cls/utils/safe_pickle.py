@@ -6,9 +6,12 @@ admitted; a Paddle weights file as `paddle.save` writes it (2.x and 3.x) adds nu
 the `(name, array)` tuples of its generic writer; a training-state file adds Paddle's random-generator states.
 Anything else is refused before it is imported, as PyTorch's `torch.load(weights_only=True)` does.
 """
+from __future__ import annotations
+
 import codecs
 import collections
 import pickle
+from typing import Any, BinaryIO, Type
 
 import numpy as np
 
@@ -81,7 +84,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                               "to be (it may be crafted to run code)") from None
 
 
-def restricted_load(file, source, allowed, error, what, encoding="ASCII"):
+def restricted_load(file: BinaryIO, source: str, allowed: dict, error: Type[Exception], what: str,
+                    encoding: str = "ASCII") -> Any:
     """Unpickle `file` admitting only the globals in `allowed` ((module, name) -> object).
 
     Raises:
@@ -98,7 +102,7 @@ def restricted_load(file, source, allowed, error, what, encoding="ASCII"):
         raise error(f"{source}: not a readable {what} (truncated or corrupt pickle: {exc})") from None
 
 
-def safe_load(file, source, encoding="bytes"):
+def safe_load(file: BinaryIO, source: str, encoding: str = "bytes") -> Any:
     """Unpickle a CIFAR-10 batch (`file`, a binary file object), admitting only numpy's array reconstruction.
 
     Args:
@@ -121,7 +125,7 @@ def _join_split_arrays(state):
     return state
 
 
-def paddle_pickle_load(path, error):
+def paddle_pickle_load(path: str, error: Type[Exception]) -> Any:
     """Read a Paddle pickle (`.pdparams`, `.pdopt`) as `paddle.load` unpickles it, without running code.
 
     Admits only what `paddle.save` writes for state dicts and optimizer states on Paddle 2.x and 3.x (protocols

@@ -1,8 +1,12 @@
 """Text files as people save them: label lists, class maps and configs written on Windows or by spreadsheets."""
+from __future__ import annotations
+
+from typing import Type
+
 import locale
 
 
-def read_text(path: str, error, what: str) -> str:
+def read_text(path: str, error: Type[Exception], what: str) -> str:
     """The text of `path` with Unix line ends, decoded as UTF-8 with or without a byte-order mark (Notepad and
     Excel's "CSV UTF-8" write one); else in this machine's own encoding, as PaddleClas's `open(path)` reads it
     (GBK on a Chinese Windows).
