@@ -2,9 +2,9 @@
 
 >>> from paddle_cls import CIFAR10Dataset, Model_ResNet18, RunnerV3, Accuracy
 
-Where things live: `data/` (datasets, transforms, loaders), `models/`, `engine/` (training on RunnerV3 or
-paddle.Model, using and exporting a trained model), `utils/`; the README's "Layout" draws the rooms and the
-path a config takes through them.
+Where things live: `data/` (datasets, transforms, loaders), `models/` (and fine-tuning), `engine/` (training on
+RunnerV3 or paddle.Model), `deploy/` (using a trained model: evaluate, predict, export, Predictor), `utils/`;
+the README's "Layout" draws the rooms and the path a config takes through them.
 """
 # Paddle 2.6 with NumPy 2 crashes (SIGSEGV) when numpy.random is first imported after paddle, which
 # paddle.jit.to_static and paddle.jit.save do; importing it before paddle avoids that.

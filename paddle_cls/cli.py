@@ -10,11 +10,11 @@ from typing import List, Optional, Tuple
 
 from .config import dump_config, load_config, shipped_configs, shipped_configs_dir
 from .data.check import check_data
-from .engine import evaluate, predict, train
+from .deploy import evaluate, export, predict
+from .deploy.backends import BACKENDS, EXPORT_DIR, choose_engine, onnxruntime_installed, read_export_info
+from .deploy.trained import trained_weights_path
+from .engine import train
 from .engine.components import build_model
-from .engine.export import EXPORT_DIR, export
-from .engine.predictor import ENGINES, choose_engine, onnxruntime_installed, read_export_info
-from .engine.trained import trained_weights_path
 from .errors import CheckpointError, PaddleClsError, TrainingInterrupted
 from .models import print_summary
 from .utils.distributed import rank, run_alone, world_size
@@ -71,7 +71,7 @@ def train_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> 
 
 
 def _engine_option(parser):
-    parser.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
+    parser.add_argument("--engine", default="auto", choices=("auto", *BACKENDS),
                         help="dygraph: the Python model; inference, onnxruntime: the export (tools/export.py); "
                              "auto (default): the fastest engine export verified for these weights, else dygraph")
 

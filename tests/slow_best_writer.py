@@ -10,12 +10,12 @@ import time
 
 from paddle_cls import cli
 from paddle_cls.engine import training
-from paddle_cls.utils import checkpoint
+from paddle_cls.utils import weights
 from paddle_cls.utils.distributed import rank
 
 
 def main():
-    save_atomic, load_model_file = checkpoint.save_atomic, training.load_model_file
+    save_atomic, load_model_file = weights.save_atomic, training.load_model_file
 
     def slow_save(obj, path):
         if os.path.basename(path) == training.BEST_MODEL:
@@ -27,7 +27,7 @@ def main():
         print(f"process {rank()} tested {os.path.basename(path)}: {training.weights_fingerprint(model):.12e}",
               flush=True)
 
-    checkpoint.save_atomic = slow_save
+    weights.save_atomic = slow_save
     training.load_model_file = reporting_load
     sys.exit(cli.train_main(sys.argv[1:]))
 

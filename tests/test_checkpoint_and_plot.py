@@ -7,7 +7,7 @@ import pytest
 
 from paddle_cls import Model_ResNet18, plot_training_loss_acc
 from paddle_cls.errors import CheckpointError
-from paddle_cls.utils.checkpoint import load_model_file, save_atomic
+from paddle_cls.utils.weights import load_model_file, save_atomic
 
 
 def _tiny():

@@ -9,14 +9,16 @@ import time
 import pytest
 
 from own_images import digits_config
-from paddle_cls.engine import evaluate, predict, train
-from paddle_cls.engine.export import export
-from paddle_cls.engine.predictor import Predictor, choose_engine
+from paddle_cls.deploy import evaluate, predict
+from paddle_cls.deploy.backends import choose_engine
+from paddle_cls.deploy.export import export
+from paddle_cls.deploy.predictor import Predictor
+from paddle_cls.engine import train
 from paddle_cls.errors import CheckpointError, ConfigError
 
 ONNX = all(importlib.util.find_spec(name) for name in ("onnxruntime", "paddle2onnx"))
 needs_onnx = pytest.mark.skipif(not ONNX, reason="the [onnx] extra (paddle2onnx, onnxruntime) is not installed")
-ENGINES = ("dygraph", "inference", "onnxruntime") if ONNX else ("dygraph", "inference")
+BACKENDS = ("dygraph", "inference", "onnxruntime") if ONNX else ("dygraph", "inference")
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +47,18 @@ def test_onnx_export_is_verified_on_test_images(exported, caplog):
 
 def test_every_engine_gives_the_same_accuracy_and_labels(exported, digits):
     config, folder = exported
-    scores = {engine: evaluate(config, engine)[0] for engine in ENGINES}
+    scores = {engine: evaluate(config, engine)[0] for engine in BACKENDS}
     assert len(set(scores.values())) == 1 and scores["dygraph"] > 0.8
     labels = {engine: [ranked[0][0] for _, _, ranked in predict(config, _images(digits), engine=engine)[0]]
-              for engine in ENGINES}
-    assert all(labels[engine] == labels["dygraph"] for engine in ENGINES)
-    assert [ranked[0][0] for ranked in Predictor(folder, ENGINES[-1])(_images(digits))] == labels["dygraph"]
+              for engine in BACKENDS}
+    assert all(labels[engine] == labels["dygraph"] for engine in BACKENDS)
+    assert [ranked[0][0] for ranked in Predictor(folder, BACKENDS[-1])(_images(digits))] == labels["dygraph"]
 
 
 def test_auto_runs_the_verified_export_only_for_the_weights_it_was_made_from(exported, tmp_path):
     config, folder = exported
     weights = os.path.join(config["Global"]["output_dir"], "best_model.pdparams")
-    assert choose_engine("auto", folder, weights) == ENGINES[-1]
+    assert choose_engine("auto", folder, weights) == BACKENDS[-1]
     assert choose_engine("auto", str(tmp_path), weights) == "dygraph"  # no export there
     other = tmp_path / "other.pdparams"
     other.write_bytes(open(weights, "rb").read())
@@ -104,7 +106,7 @@ def test_onnx_on_paddle_2_says_which_paddle2onnx_to_install(tmp_path, monkeypatc
 
     import paddle
 
-    from paddle_cls.engine.export import to_onnx
+    from paddle_cls.deploy.export import to_onnx
 
     monkeypatch.setattr(paddle, "__version__", "2.6.2")
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.1.0")
@@ -139,7 +141,7 @@ def _resnet18_at_224(digits, tmp_path, fc_scale):
 def test_a_224_px_resnet18_with_large_logits_exports_on_both_engines(digits, tmp_path, capfd, caplog):
     import paddle
 
-    from paddle_cls.engine.export import parity_inputs
+    from paddle_cls.deploy.export import parity_inputs
 
     config, model = _resnet18_at_224(digits, tmp_path, fc_scale=5.0)
     model.eval()
@@ -148,10 +150,10 @@ def test_a_224_px_resnet18_with_large_logits_exports_on_both_engines(digits, tmp
     assert abs(logits).max() > 200  # float32 rounding differs between kernels by more than 1e-4 here
     folder = export(config, onnx=ONNX, parity_images=2)
     info = json.load(open(os.path.join(folder, "preprocess.json")))
-    assert set(info["verified"]) == set(ENGINES[1:]) and info["input_shape"] == [3, 224, 224]
+    assert set(info["verified"]) == set(BACKENDS[1:]) and info["input_shape"] == [3, 224, 224]
     assert "[Export] inference against dygraph on 2 test images: max |logit difference| " in caplog.text
     assert "top-3 labels the same" in caplog.text
-    labels = [ranked[0][0] for ranked in Predictor(folder, ENGINES[-1])(_images(digits, 2))]
+    labels = [ranked[0][0] for ranked in Predictor(folder, BACKENDS[-1])(_images(digits, 2))]
     assert set(labels) <= {"one", "two", "three"}
     assert "Removing initializer" not in capfd.readouterr().err  # onnxruntime's notes on paddle2onnx's output
 
@@ -191,7 +193,7 @@ def test_an_export_of_other_weights_or_a_broken_one_is_refused(digits, tmp_path,
 def test_parity_is_judged_as_users_see_the_results():
     import numpy as np
 
-    from paddle_cls.engine.export import compare_logits
+    from paddle_cls.deploy.export import compare_logits
 
     reference = np.array([[222.0, 221.9999, -40.0, 3.0], [0.5, 0.2, 0.1, -0.3]], dtype=np.float32)
     rounding = reference + np.array([[9.8e-4, -9.8e-4, 0, 0], [5e-5, -5e-5, 0, 0]], dtype=np.float32)

@@ -12,7 +12,7 @@ from paddle_cls.engine import train
 from paddle_cls.data.loader import build_loader
 from paddle_cls.engine.components import build_model
 from paddle_cls.errors import ConfigError
-from paddle_cls.utils.checkpoint import load_model_file
+from paddle_cls.utils.weights import load_model_file
 
 
 def _config(data_dir, output_dir, engine, *extra):

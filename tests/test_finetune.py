@@ -9,10 +9,10 @@ import pytest
 from own_images import digits_config
 from paddle_cls.engine import train
 from paddle_cls.engine.components import build_components, build_model
-from paddle_cls.engine.finetune import load_pretrained, paddle_weights_file
 from paddle_cls.errors import CheckpointError, ConfigError
 from paddle_cls.losses import CrossEntropyLoss
 from paddle_cls.models import MODELS
+from paddle_cls.models.finetune import load_pretrained, paddle_weights_file
 
 THREE = ("four", "one", "seven")
 

@@ -16,14 +16,14 @@ from paddle_cls import Accuracy, RunnerV3
 from paddle_cls.cli import train_main
 from paddle_cls.config import load_config
 from paddle_cls.data.loader import build_loader
+from paddle_cls.deploy import trained as trained_module
+from paddle_cls.deploy.predict import predict
+from paddle_cls.deploy.trained import test_model as run_test_split
 from paddle_cls.engine import train_runner as train_runner_module
-from paddle_cls.engine import trained as trained_module
 from paddle_cls.engine.components import build_model
-from paddle_cls.engine.inference import predict
-from paddle_cls.engine.trained import test_model as run_test_split
 from paddle_cls.errors import ConfigError
-from paddle_cls.utils.checkpoint import load_model_file, load_state_dict, save_weights
 from paddle_cls.utils.precision import amp_level
+from paddle_cls.utils.weights import load_model_file, load_state_dict, save_weights
 
 LOW = (paddle.float16, paddle.bfloat16)
 

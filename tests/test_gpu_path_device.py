@@ -1,6 +1,7 @@
 """The GPU path, reproduced on the CPU by forcing Paddle's mechanisms (issue 20, points 7, 10, 11, 12): the
 on-device loader's copies to the device, preprocessing that makes no Paddle tensor, the device that serve,
 predict and a launched run compute on, and export parity computed in full float32 (TF32 off)."""
+import importlib
 import logging
 import os
 
@@ -14,7 +15,7 @@ from own_images import digits_config
 from paddle_cls import CIFAR10Dataset
 from paddle_cls.data.batched import CIFAR10BatchLoader
 from paddle_cls.data.transforms import build_preprocess, build_transforms, preprocessing_steps
-from paddle_cls.engine.export import export
+from paddle_cls.deploy.export import export
 from paddle_cls.errors import ConfigError
 from paddle_cls.utils.runtime import default_cpu_threads, set_device
 
@@ -208,7 +209,7 @@ def test_serve_names_a_bad_device_in_one_line(untrained_export, capsys):
 
 def test_predict_on_the_cpu_of_a_gpu_machine_picks_the_cpu_engine(untrained_export, gpu_machine):
     from paddle_cls.config import load_config
-    from paddle_cls.engine.inference import trained_model
+    from paddle_cls.deploy.trained import trained_model
 
     config_path, _, onnx = untrained_export
     config = load_config(config_path, ["Global.device=cpu"])
@@ -235,8 +236,9 @@ def tf32_switches(monkeypatch):
 
 
 def test_export_parity_computes_both_sides_without_tf32(untrained_export, tf32_switches, monkeypatch):
-    import paddle_cls.engine.export as exporting
     from paddle_cls.config import load_config
+
+    exporting = importlib.import_module("paddle_cls.deploy.export")  # the module, not the package's `export`
 
     seen = {}
     load, engine = exporting.load_trained_model, exporting.exported_model
@@ -262,7 +264,7 @@ def test_export_parity_computes_both_sides_without_tf32(untrained_export, tf32_s
 
 
 def test_tf32_comes_back_when_the_check_fails(tf32_switches):
-    from paddle_cls.engine.export import float32_kernels
+    from paddle_cls.deploy.export import float32_kernels
 
     with pytest.raises(ValueError), float32_kernels():
         assert tf32_switches == {"cudnn": False, "cublas": False}

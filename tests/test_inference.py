@@ -73,9 +73,9 @@ def test_predict_without_a_model_is_a_clear_error(tmp_path, capsys):
 
 
 def test_export_runs_through_paddle_inference_with_the_same_logits(trained, data_dir):
-    from paddle_cls.engine.export import export
-    from paddle_cls.engine.predictor import InferenceModel
-    from paddle_cls.engine.trained import load_trained_model
+    from paddle_cls.deploy.backends import InferenceModel
+    from paddle_cls.deploy.export import export
+    from paddle_cls.deploy.trained import load_trained_model
     import paddle
 
     output_dir, args = trained

@@ -8,7 +8,7 @@ import pytest
 from paddle_cls.cli import check_data_main, eval_main, export_main, predict_main
 from paddle_cls.config import load_config
 from paddle_cls.engine.components import build_model
-from paddle_cls.utils.checkpoint import save_weights
+from paddle_cls.utils.weights import save_weights
 
 CONFIG = "configs/mynet_cifar10.yml"
 

@@ -12,10 +12,11 @@ from PIL import Image
 from own_images import NAMES, digits_config
 from paddle_cls.data.loader import build_dataset
 from paddle_cls.data.transforms import build_transforms
-from paddle_cls.engine import evaluate, predict, train
+from paddle_cls.deploy import evaluate, predict
+from paddle_cls.deploy.export import export
+from paddle_cls.deploy.predictor import Predictor
+from paddle_cls.engine import train
 from paddle_cls.engine.components import build_model
-from paddle_cls.engine.export import export
-from paddle_cls.engine.predictor import Predictor
 from paddle_cls.errors import ConfigError
 
 SMALL = ["DataLoader.Train.subset=[0, 64]", "DataLoader.Eval.subset=[0, 32]", "DataLoader.Test.subset=[0, 32]"]

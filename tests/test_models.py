@@ -41,7 +41,7 @@ def test_course_checkpoint_loads(tmp_path):
     ref = course.Model_ResNet18(in_channels=1, num_classes=10)
     path = str(tmp_path / "best_model.pdparams")
     paddle.save(ref.state_dict(), path)
-    from paddle_cls.utils.checkpoint import load_model_file
+    from paddle_cls.utils.weights import load_model_file
 
     ours = Model_ResNet18(in_channels=1, num_classes=10)
     load_model_file(ours, path)

@@ -16,10 +16,11 @@ from paddle_cls.data import ImageFolder, ImageNetDataset
 from paddle_cls.data.loader import build_dataset, class_names
 from paddle_cls.data.paddleclas_ops import ScaleNormalize, parse_number
 from paddle_cls.data.transforms import build_preprocess, preprocessing_steps
-from paddle_cls.engine import evaluate, predict, train
+from paddle_cls.deploy import evaluate, predict
+from paddle_cls.deploy.export import export
+from paddle_cls.deploy.predictor import Predictor
+from paddle_cls.engine import train
 from paddle_cls.engine.components import build_model
-from paddle_cls.engine.export import export
-from paddle_cls.engine.predictor import Predictor
 from paddle_cls.errors import CheckpointError, ConfigError, DataError
 
 SORTED = sorted(NAMES)  # eight, five, four, nine, one, seven, six, three, two, zero

@@ -13,7 +13,7 @@ from paddle_cls.engine import train
 from paddle_cls.engine import components
 from paddle_cls.engine.checkpointing import portable_optimizer_state, restore_optimizer_state
 from paddle_cls.errors import CheckpointError, NonFiniteLoss
-from paddle_cls.utils.checkpoint import load_state_dict, save_atomic
+from paddle_cls.utils.weights import load_state_dict, save_atomic
 
 pytestmark = pytest.mark.slow
 

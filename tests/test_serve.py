@@ -17,8 +17,8 @@ from PIL import Image
 
 from own_images import digits_config
 from paddle_cls.cli import predict_main
+from paddle_cls.deploy.export import export
 from paddle_cls.engine import train
-from paddle_cls.engine.export import export
 from paddle_cls.serving.uploads import UploadError, base64_images
 
 requests = pytest.importorskip("requests", reason="the [test] extra (requests) is not installed")

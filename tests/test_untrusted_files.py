@@ -15,10 +15,10 @@ import pytest
 from paddle_cls import CIFAR10Dataset, Cifar10, RunnerV3
 from paddle_cls.data.synthetic import write_cifar10
 from paddle_cls.engine.checkpointing import load_checkpoint
-from paddle_cls.engine.finetune import load_pretrained, paddle_weights_file
 from paddle_cls.errors import CheckpointError, DataError
 from paddle_cls.models import MODELS
-from paddle_cls.utils.checkpoint import load_state_dict
+from paddle_cls.models.finetune import load_pretrained, paddle_weights_file
+from paddle_cls.utils.weights import load_state_dict
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

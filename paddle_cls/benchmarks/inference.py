@@ -9,8 +9,8 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import paddle
 
-from ..engine.export import to_onnx
-from ..engine.predictor import InferenceModel, OnnxModel
+from ..deploy.backends import InferenceModel, OnnxModel
+from ..deploy.export import to_onnx
 from ..errors import PaddleClsError
 from ..models import MODELS
 from ..utils.runtime import default_cpu_threads, set_cpu_threads

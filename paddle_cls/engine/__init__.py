@@ -1,6 +1,5 @@
-"""Training engines, whole runs and using trained models."""
-from .inference import evaluate, predict
+"""Training: the engines (RunnerV3 and paddle.Model) and whole runs."""
 from .runner import RunnerV3
 from .training import ENGINES, train
 
-__all__ = ["ENGINES", "RunnerV3", "evaluate", "predict", "train"]
+__all__ = ["ENGINES", "RunnerV3", "train"]

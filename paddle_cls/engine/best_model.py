@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import paddle
 
-from ..utils.checkpoint import save_weights
+from ..utils.weights import save_weights
 from ..utils.distributed import is_main_process
 from ..utils.logger import logger
 

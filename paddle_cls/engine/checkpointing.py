@@ -18,7 +18,7 @@ import numpy as np
 import paddle
 
 from ..errors import CheckpointError, NonFiniteLoss, TrainingInterrupted
-from ..utils.checkpoint import load_model_file, load_state_dict, save_atomic, save_weights
+from ..utils.weights import load_model_file, load_state_dict, save_atomic, save_weights
 from ..utils.distributed import is_main_process
 from ..utils.history import EpochHistory
 from ..utils.logger import logger

@@ -13,7 +13,7 @@ from ..losses import LOSSES
 from ..metrics import METRICS
 from ..models import MODELS
 from ..optim import OptimizerParts, build_optimizer
-from .finetune import FINETUNE_KEYS, prepare_finetune
+from ..models.finetune import FINETUNE_KEYS, prepare_finetune
 
 
 def build_model(config: dict) -> paddle.nn.Layer:

@@ -21,14 +21,14 @@ import paddle
 from ..data.loader import build_loader
 from ..errors import ConfigError, NonFiniteLoss, TrainingInterrupted
 from ..metrics import score_name
-from ..utils.checkpoint import check_finite_weights, save_atomic, save_weights
+from ..utils.weights import check_finite_weights, save_atomic, save_weights
 from ..utils.distributed import all_reduce_sum
 from ..utils.history import EpochHistory
 from ..utils.logger import console_into_log_files, logger
 from ..utils.progress import TrainingProgress
 from ..utils.precision import amp_level
 from .best_model import report_evaluation
-from .callbacks import epoch_line, note_short_run, scalar_recorder
+from .recording import epoch_line, note_short_run, scalar_recorder
 from .checkpointing import (random_states, restore_scaler, resume_run, save_checkpoint, scaler_state,
                             stopped_by_nan)
 from .components import Components

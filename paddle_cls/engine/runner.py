@@ -15,7 +15,7 @@ import paddle
 
 from ..errors import ConfigError, NonFiniteLoss
 from ..utils.arguments import refuse_unknown_keywords
-from ..utils.checkpoint import check_finite_weights, load_model_file, save_weights
+from ..utils.weights import check_finite_weights, load_model_file, save_weights
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
 from ..utils.progress import TrainingProgress
@@ -56,7 +56,7 @@ class RunnerV3:
     `train` shows progress bars (run and epoch, with rate and time left) on a terminal and in a notebook unless
     `progress=False`, and also takes `callbacks`: objects with any of `on_train_begin(runner)`,
     `on_epoch_begin(runner, epoch)`, `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor),
-    `on_epoch_end(runner, epoch)` and `on_train_end(runner)` (see `paddle_cls.engine.callbacks`). The course's
+    `on_epoch_end(runner, epoch)` and `on_train_end(runner)` (see `paddle_cls.engine.train_runner`). The course's
     runner has no such hook.
 
     Unlike the course's, a keyword these methods do not take is a TypeError, and `train` needs `num_epochs` >= 1.

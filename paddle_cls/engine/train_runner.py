@@ -15,7 +15,7 @@ from ..utils.history import EpochHistory
 from ..utils.logger import logger
 from ..utils.plot import plot_training_loss_acc
 from ..utils.precision import amp_level, decorate_o2
-from .callbacks import epoch_line, note_short_run, scalar_recorder
+from .recording import epoch_line, note_short_run, scalar_recorder
 from .checkpointing import Checkpointer, find_checkpoint, resume_run, stopped_by_nan
 from .components import Components
 from .runner import CHECK_EVERY, RunnerV3

@@ -11,7 +11,7 @@ from ..config import dump_config
 from ..data.folder import OWN_IMAGES
 from ..data.loader import CLASSES_FILE, check_batches, class_names, data_summary
 from ..errors import ConfigError
-from ..utils.checkpoint import load_model_file, save_weights
+from ..utils.weights import load_model_file, save_weights
 from ..utils.distributed import barrier, init_parallel, is_main_process, rank, world_size
 from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
@@ -22,7 +22,7 @@ from .hapi import train_hapi
 from .input_check import check_inputs
 from .stop_request import StopRequest
 from .train_runner import train_runner
-from .trained import BEST_MODEL, RESULTS_FILE, test_model
+from ..deploy.trained import BEST_MODEL, RESULTS_FILE, test_model
 
 ENGINES = {"runner": train_runner, "hapi": train_hapi}
 

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
 from .. import __version__
-from ..engine.predictor import Predictor, top_k
+from ..deploy.predictor import Predictor, top_k
 from ..errors import ConfigError
 from ..utils.logger import logger
 from .batching import Batcher

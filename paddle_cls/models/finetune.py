@@ -19,7 +19,7 @@ import os
 import paddle
 
 from ..errors import CheckpointError, ConfigError
-from ..utils.checkpoint import load_state_dict
+from ..utils.weights import load_state_dict
 from ..utils.logger import logger
 
 FINETUNE_KEYS = ("pretrained", "freeze_backbone", "backbone_lr_mult")

@@ -16,11 +16,10 @@ from ..data.loader import build_loader, class_names
 from ..data.transforms import preprocessing_steps
 from ..errors import CheckpointError, ConfigError
 from ..utils.logger import logger
-from .input_check import check_inputs, check_preprocessing
-from .predictor import PREPROCESS_FILE, exported_model, import_onnxruntime
+from ..engine.input_check import check_inputs, check_preprocessing
+from .backends import EXPORT_DIR, PREPROCESS_FILE, exported_model, import_onnxruntime
 from .trained import load_trained_model, trained_weights_path
 
-EXPORT_DIR = "inference"
 # How far an engine's results may be from the dygraph model's on the same images. Kernels round float32 sums
 # differently, by about 1e-6 of the logits' size (1e-4 on an untrained 224-px resnet18 whose logits reach 90):
 # a limit relative to the logits passes that, and still refuses other weights or a broken graph. The same limit

@@ -1,4 +1,5 @@
-"""A trained model: finding and loading its weights, and testing it on the test split."""
+"""A trained model: finding and loading its weights, running it (or its export) as a layer, and testing it on the
+test split."""
 from __future__ import annotations
 
 import json
@@ -7,14 +8,15 @@ from typing import Optional, Tuple
 
 import paddle
 
-from ..data.loader import build_loader
+from ..data.loader import build_loader, class_names
+from ..engine.components import build_loss, build_metric, build_model
+from ..engine.runner import RunnerV3
 from ..errors import CheckpointError
-from ..utils.checkpoint import load_model_file
 from ..utils.logger import logger
 from ..utils.precision import amp_level
 from ..utils.runtime import set_device
-from .components import build_loss, build_metric, build_model
-from .runner import RunnerV3
+from ..utils.weights import load_model_file
+from .backends import EXPORT_DIR, choose_engine, exported_model, read_export_info
 
 BEST_MODEL = "best_model.pdparams"
 RESULTS_FILE = "results.json"
@@ -65,6 +67,42 @@ def load_trained_model(config: dict) -> paddle.nn.Layer:
     model.eval()
     logger.info(f"Loaded {checkpoint} ({description})")
     return model
+
+
+class _ExportAsLayer:
+    """An exported model where RunnerV3 expects a layer: tensors in, logits tensor out."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def eval(self):
+        return self
+
+    def __call__(self, images):
+        return paddle.to_tensor(self.run(images.numpy()))
+
+
+def _listed(names):
+    return ", ".join(names[:5]) + (f" ... ({len(names)} in all)" if len(names) > 5 else "")
+
+
+def trained_model(config: dict, engine: str = "auto") -> paddle.nn.Layer:
+    """The trained model run by `engine` (dygraph, inference, onnxruntime, or auto: see
+    `backends.choose_engine`), as a layer: a tensor [N, C, H, W] in, its logits out."""
+    settings = config["Global"]
+    folder = os.path.join(settings["output_dir"], EXPORT_DIR)
+    set_device(settings["device"], settings["num_threads"])  # first: auto picks onnxruntime for a CPU only
+    engine = choose_engine(engine, folder, trained_weights_path(config), paddle.get_device())
+    if engine == "dygraph":
+        return load_trained_model(config)
+    info = read_export_info(folder)
+    names, shape = list(class_names(config)), settings["image_shape"]
+    if info["label_names"] != names or list(info["input_shape"]) != list(shape):
+        raise CheckpointError(f"the export in {folder} was made for another config: its classes are "
+                              f"{_listed(info['label_names'])}, input {info['input_shape']}; this config's are "
+                              f"{_listed(names)}, input {shape}. Export again with `paddle-cls export -c CONFIG`")
+    logger.info(f"Running the export in {folder} with {engine}")
+    return _ExportAsLayer(exported_model(folder, engine, settings["num_threads"]))
 
 
 def run_precision(model: paddle.nn.Layer, config: dict) -> Tuple[Optional[str], str]:
