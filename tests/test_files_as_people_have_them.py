@@ -75,6 +75,17 @@ def test_photos_are_read_as_viewers_show_them_from_files_and_uploads(tmp_path, o
     assert grey.size == size and grey.mode == "L"
 
 
+def test_a_12_megapixel_portrait_photo_is_read_upright_from_a_file_and_an_upload(tmp_path):
+    """A phone's portrait photo at its real size: stored 4032 x 3024 with Orientation=6, a few MB."""
+    data = _stored(_quadrants(4032, 3024), 6, "jpg")
+    path = tmp_path / "IMG_0001.JPG"
+    path.write_bytes(data)
+    assert len(data) > 100_000
+    for image in (read_image(str(path)), decode_upload(data, "IMG_0001.JPG", 3, 20_000_000)):
+        assert image.size == (3024, 4032)
+        assert _corner_colours(image) == UPRIGHT[6][1]
+
+
 def test_an_image_folder_trains_on_upright_photos(tmp_path):
     """The dataset (and so training, check-data, eval, predict and export's check images) sees 32x64."""
     for name in ("portrait", "landscape"):
