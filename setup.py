@@ -10,9 +10,11 @@ setup(
     # The shipped configs live in configs/ of the clone and install as paddle_cls/configs/ (`-c resnet18`).
     packages=find_packages(include=["paddle_cls", "paddle_cls.*"]) + ["paddle_cls.configs"],
     package_dir={"paddle_cls.configs": "configs"},
-    package_data={"paddle_cls.configs": ["*.yml"], "paddle_cls.serving": ["page.html"]},
+    package_data={"paddle_cls.configs": ["*.yml"], "paddle_cls.serving": ["page.html"],
+                  "paddle_cls.deploy": ["report.html.j2"]},
     python_requires=">=3.8",
-    install_requires=["numpy", "Pillow", "matplotlib", "pyyaml", "visualdl", "tqdm"],
+    # Jinja2: eval's report.html (its template escapes class names, whatever their script)
+    install_requires=["numpy", "Pillow", "matplotlib", "pyyaml", "visualdl", "tqdm", "Jinja2"],
     entry_points={"console_scripts": ["paddle-cls = paddle_cls.cli:main"]},
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],

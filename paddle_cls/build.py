@@ -8,6 +8,15 @@ from .config import choices_hint
 from .errors import ConfigError
 
 
+def build_choice(table: Mapping[str, Callable], spec: Any, where: str) -> Callable:
+    """`table[spec['name']]`, not called: ConfigError when `spec` has no name or one `table` does not hold."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"{where} must be a mapping with a 'name' key, e.g. name: {next(iter(table))}")
+    if spec["name"] not in table:
+        raise ConfigError(f"{where}.name: unknown name {spec['name']!r} ({choices_hint(spec['name'], list(table))})")
+    return table[spec["name"]]
+
+
 def build(table: Mapping[str, Callable], spec: Any, where: str, **fixed: Any) -> Any:
     """Create `table[spec['name']](**fixed, **rest_of_spec)`, with errors that name the config path.
 
@@ -20,13 +29,9 @@ def build(table: Mapping[str, Callable], spec: Any, where: str, **fixed: Any) ->
     Raises:
         ConfigError: no `name`, an unknown name (with the valid ones and the nearest), or an unknown argument.
     """
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ConfigError(f"{where} must be a mapping with a 'name' key, e.g. name: {next(iter(table))}")
+    factory = build_choice(table, spec, where)
     kwargs = dict(spec)
     name = kwargs.pop("name")
-    if name not in table:
-        raise ConfigError(f"{where}.name: unknown name {name!r} ({choices_hint(name, list(table))})")
-    factory = table[name]
     parameters = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for key in kwargs:

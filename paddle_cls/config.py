@@ -12,42 +12,10 @@ from typing import Any, Iterable, List, Tuple
 
 import yaml
 
+from .config_schema import (GLOBAL_CHECKS, GLOBAL_DEFAULTS, LOADER_CHECKS, LOADER_SPLITS, REQUIRED_SECTIONS, SECTIONS,
+                            loader_defaults)
 from .errors import ConfigError
 from .utils.text import read_text
-
-GLOBAL_DEFAULTS = {
-    "engine": "runner",
-    "device": "auto",
-    "num_threads": None,
-    "seed": 100,
-    "epochs": 30,
-    "output_dir": "./output",
-    "data_dir": None,
-    "download": True,
-    "log_steps": 100,
-    "vdl_steps": None,
-    "progress": True,
-    "eval_steps": 0,
-    "eval_per_epoch": False,
-    "train_accuracy": False,
-    "image_shape": [3, 32, 32],
-    "save_name": "last_model.pdparams",
-    "save_interval": 1,
-    "save_unit": "epoch",
-    "resume": None,
-    "deterministic": False,
-    "amp": "off",
-    "amp_dtype": "float16",
-    "to_static": False,
-    "checkpoint": None,
-    "pretrained_model": None,
-}
-
-SECTIONS = ("Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric")
-REQUIRED_SECTIONS = ("Arch", "Optimizer", "DataLoader")
-LOADER_SPLITS = ("Train", "Eval", "Test")
-
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -63,55 +31,6 @@ _ConfigLoader.add_implicit_resolver(
 
 def _parse_yaml(text):
     return yaml.load(text, Loader=_ConfigLoader)
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# key -> (check, what the value must be)
-_GLOBAL_CHECKS = {
-    "engine": (lambda v: isinstance(v, str), "an engine name"),
-    "device": (lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)), "auto, cpu, gpu or gpu:N"),
-    "num_threads": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1, or null for all usable cores"),
-    "seed": (lambda v: v is None or _is_int(v), "an integer or null"),
-    "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "output_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
-    "data_dir": (lambda v: v is None or isinstance(v, str), "a path or null"),
-    "download": (lambda v: isinstance(v, bool), "true or false"),
-    "log_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no step log)"),
-    "vdl_steps": (lambda v: v is None or (_is_int(v) and v >= 1),
-                  "an integer >= 1, or null for every step of a short run and about 1,000 points of a long one"),
-    "progress": (lambda v: isinstance(v, bool), "true or false"),
-    "eval_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no evaluation)"),
-    "eval_per_epoch": (lambda v: isinstance(v, bool), "true or false"),
-    "train_accuracy": (lambda v: isinstance(v, bool), "true or false"),
-    "image_shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(n) and n > 0 for n in v),
-                    "[channels, height, width]"),
-    "save_name": (lambda v: isinstance(v, str) and v.endswith(".pdparams") and "/" not in v,
-                  "a file name ending in .pdparams"),
-    "save_interval": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "save_unit": (lambda v: v in ("epoch", "step"), "epoch or step"),
-    "resume": (lambda v: v is None or isinstance(v, str), "auto, a checkpoint folder, or null"),
-    "deterministic": (lambda v: isinstance(v, bool), "true or false"),
-    "amp": (lambda v: v in ("off", "O1", "O2", False), "off, O1 or O2"),
-    "amp_dtype": (lambda v: v in ("float16", "bfloat16"), "float16 or bfloat16"),
-    "to_static": (lambda v: isinstance(v, bool), "true or false"),
-    "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
-    "pretrained_model": (lambda v: v is None or isinstance(v, str),
-                         "a .pdparams file or checkpoint folder to fine-tune from, or null"),
-}
-_LOADER_CHECKS = {
-    "dataset": (lambda v: isinstance(v, dict) and "name" in v, "a mapping with a 'name' key"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "shuffle": (lambda v: isinstance(v, bool), "true or false"),
-    "drop_last": (lambda v: isinstance(v, bool), "true or false"),
-    "num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "batched": (lambda v: isinstance(v, bool), "true or false"),
-    "on_device": (lambda v: isinstance(v, bool), "true or false"),
-    "subset": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v) and v[0] < v[1],
-               "[start, stop] with 0 <= start < stop"),
-}
 
 
 # PaddleClas writes a split's loader settings in two sub-sections, which mean our flat keys
@@ -199,7 +118,7 @@ def validate(config: dict, source: str = "config") -> None:
     for section in REQUIRED_SECTIONS:
         if not isinstance(config.get(section), dict):
             raise ConfigError(f"{source}: section {section} is missing or not a mapping")
-    _check_section(config["Global"], _GLOBAL_CHECKS, "Global")
+    _check_section(config["Global"], GLOBAL_CHECKS, "Global")
     loaders = config["DataLoader"]
     for split, loader in loaders.items():
         if split not in LOADER_SPLITS:
@@ -207,7 +126,7 @@ def validate(config: dict, source: str = "config") -> None:
         if not isinstance(loader, dict) or "dataset" not in loader:
             raise ConfigError(f"DataLoader.{split} must be a mapping with a 'dataset' entry")
         _flatten_paddleclas_loader(loader, split, overriding=True)
-        _check_section(loader, _LOADER_CHECKS, f"DataLoader.{split}")
+        _check_section(loader, LOADER_CHECKS, f"DataLoader.{split}")
     if "Train" not in loaders:
         raise ConfigError("DataLoader.Train is missing: training needs a training split")
     settings = config["Global"]
@@ -261,7 +180,8 @@ def find_config(path: str) -> str:
 
 
 def load_config(path: str, overrides: Iterable[str] = ()) -> dict:
-    """Read a YAML config, apply `-o` overrides, fill Global defaults and check it.
+    """Read a YAML config, apply `-o` overrides, check it and fill in the defaults of Global and of each
+    DataLoader split (`config_schema`).
 
     Args:
         path: the YAML file, or the name of a shipped config (see `find_config`).
@@ -288,6 +208,9 @@ def load_config(path: str, overrides: Iterable[str] = ()) -> dict:
     for text in overrides:
         apply_override(config, text)
     validate(config, path)
+    for split, loader in config["DataLoader"].items():  # what takes effect, as --print-config shows
+        for key, value in loader_defaults(split).items():
+            loader.setdefault(key, value)
     if config["Global"]["amp"] is False:  # YAML 1.1 reads a bare `off` as false
         config["Global"]["amp"] = "off"
     return config

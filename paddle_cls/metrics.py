@@ -120,8 +120,9 @@ METRICS = {"Accuracy": Accuracy}
 
 
 def score_name(metric: paddle.metric.Metric) -> str:
-    """The name under which engines log `metric`'s (first) score, e.g. 'Accuracy' or 'acc_top1'."""
-    name = metric.name()
+    """The name under which engines log `metric`'s (first) score, e.g. 'Accuracy' or 'acc_top1'; 'score' for a
+    course-style metric without `name()` (RunnerV3 needs only update, accumulate and reset)."""
+    name = metric.name() if hasattr(metric, "name") else "score"
     return name[0] if isinstance(name, (list, tuple)) else name
 
 

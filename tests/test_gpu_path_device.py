@@ -14,7 +14,8 @@ from PIL import Image
 from own_images import digits_config
 from paddle_cls import CIFAR10Dataset
 from paddle_cls.data.batched import CIFAR10BatchLoader
-from paddle_cls.data.transforms import build_preprocess, build_transforms, preprocessing_steps
+from paddle_cls.data.preprocessing import build_preprocess, preprocessing_steps
+from paddle_cls.data.transforms import build_transforms
 from paddle_cls.deploy.export import export
 from paddle_cls.errors import ConfigError
 from paddle_cls.utils.runtime import default_cpu_threads, set_device

@@ -15,7 +15,7 @@ from paddle_cls.cli import check_data_main
 from paddle_cls.data import ImageFolder, ImageNetDataset
 from paddle_cls.data.loader import build_dataset, class_names
 from paddle_cls.data.paddleclas_ops import ScaleNormalize, parse_number
-from paddle_cls.data.transforms import build_preprocess, preprocessing_steps
+from paddle_cls.data.preprocessing import build_preprocess, preprocessing_steps
 from paddle_cls.deploy import evaluate, predict
 from paddle_cls.deploy.export import export
 from paddle_cls.deploy.predictor import Predictor

@@ -11,7 +11,7 @@ import termios
 
 import pytest
 
-from paddle_cls.engine.recording import scalar_recorder
+from paddle_cls.engine.visualdl_records import scalar_recorder
 
 pytestmark = pytest.mark.slow
 BAR = re.compile(r"\d+/\d+ \[\d\d:\d\d<")  # a tqdm bar's "done/total [elapsed<left"

@@ -6,7 +6,8 @@ from typing import List, Optional
 
 from ..errors import DataError
 from .folder import ImageFiles, read_image
-from .loader import build_dataset, class_names, quiet_worker_exit
+from .file_loader import quiet_worker_exit
+from .loader import build_dataset, class_names
 from .samples import base_dataset
 
 

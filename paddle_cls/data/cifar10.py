@@ -25,12 +25,8 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 id2label = dict(enumerate(CIFAR10_LABELS))
-
-SPLIT_FILES = {
-    "train": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4"),
-    "dev": ("data_batch_5",),
-    "test": ("test_batch",),
-}
+SPLIT_FILES = {"train": ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4"), "dev": ("data_batch_5",),
+               "test": ("test_batch",)}
 IMAGE_SHAPE = (3, 32, 32)
 
 # uint8 -> float32 tables that reproduce the course's arithmetic bit for bit: it divides by 255 in float64, casts
@@ -279,10 +275,15 @@ class CIFAR10Dataset(io.Dataset):
         download: fetch the official archive when nothing is found.
 
     `imgs` holds the images as uint8 [N, 3, 32, 32]; `__getitem__` returns the same float32 values as the
-    course's float64 scaling plus `Normalize(mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010])`.
+    course's float64 scaling plus `Normalize(mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010])`: `steps`.
 
     >>> train_dataset = CIFAR10Dataset('/home/aistudio/data/data9154', mode='train')  # doctest: +SKIP
     """
+
+    label_names = CIFAR10_LABELS
+    own_images = False
+    whole_batches = True  # its uint8 `imgs` are read a batch at a time (data.batched.CIFAR10BatchLoader)
+    steps = ({"name": "ToTensor"}, {"name": "Normalize", "mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)})
 
     def __init__(self, folder_path: Optional[str] = None, mode: str = "train", download: bool = False) -> None:
         super().__init__()
@@ -291,7 +292,6 @@ class CIFAR10Dataset(io.Dataset):
         self.mode = mode
         self.location = find_cifar10(folder_path, download=download)
         self.imgs, self.labels = read_cifar10_split(self.location, mode)
-        self.label_names = CIFAR10_LABELS
 
     def __getitem__(self, idx):
         return normalize_cifar10(self.imgs[idx]), self.labels[idx]

@@ -21,8 +21,6 @@ from ..utils.text import read_text
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-OWN_IMAGES = ("ImageFolder", "ImageNetDataset")  # the dataset names of your own image files
-
 def resolve(path: str, data_dir: Optional[str]) -> str:
     """`path` with `~` expanded, relative to `data_dir` (`Global.data_dir`) when that is set."""
     path = os.path.expanduser(str(path))
@@ -97,6 +95,11 @@ def _holdout(samples: Sequence[Tuple[str, int]], split: Optional[str], val_fract
 
 class ImageFiles(paddle.io.Dataset):
     """Image files with labels; `classes` holds the class names in label order."""
+
+    label_names = None  # each dataset's own (its `classes`), known once its files are indexed
+    own_images = True
+    whole_batches = False
+    steps = None  # its transforms are the config's
 
     def __init__(self, samples, classes, transforms, channels, where):
         super().__init__()

@@ -2,30 +2,29 @@
 subsets, loader settings, the samplers of a data-parallel run, and whole-batch CIFAR-10 loading."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import random
 import shutil
-import signal
-import multiprocessing
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
-from paddle.io.dataloader.collate import default_collate_fn
 
 from ..build import build
+from ..config_schema import loader_defaults
 from ..errors import ConfigError, DataError
 from ..utils.distributed import rank, world_size
 from ..utils.logger import logger
-from ..utils.runtime import set_cpu_threads
-from . import DATASETS
+from .catalog import DATASETS, dataset_type
 from .batched import CIFAR10BatchLoader
-from .cifar10 import CIFAR10_LABELS
+from .file_loader import ImageFilesLoader
 from .folder import ImageFiles, check_every_class_has_images
 from .samples import base_dataset
-from .transforms import build_transforms, split_transforms
+from .preprocessing import split_transforms
+from .transforms import build_transforms
 
 _MIN_SHARED_MEMORY = 1 << 30
 
@@ -45,6 +44,23 @@ def _usable_workers(requested, where):
     return requested
 
 
+_built = None  # within datasets_built_once: the datasets built so far, by split and the settings they were built from
+
+
+@contextlib.contextmanager
+def datasets_built_once() -> Iterator[None]:
+    """Within it (one run), `build_dataset` builds each split's dataset once and hands the same one to every later
+    caller with the same settings: the checks before training, the class names, the model's class count, the
+    loaders and the test all share it (a folder of photos is indexed once, not a dozen times)."""
+    global _built
+    outer = _built
+    _built = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _built = outer
+
+
 def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     """The dataset of `DataLoader.<split>` (Train, Eval or Test), cut to its `subset` when one is given.
 
@@ -58,6 +74,17 @@ def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     if section is None:
         raise ConfigError(f"DataLoader.{split} is missing from the config")
     settings = config["Global"]
+    key = json.dumps([split, config["DataLoader"], settings["data_dir"], settings["download"], settings["seed"]],
+                     sort_keys=True, default=str)
+    if _built is not None and key in _built:
+        return _built[key]
+    dataset = _build_dataset(config, split, section, settings)
+    if _built is not None:
+        _built[key] = dataset
+    return dataset
+
+
+def _build_dataset(config, split, section, settings):
     spec = copy.deepcopy(section["dataset"])
     where = f"DataLoader.{split}.dataset"
     specs = split_transforms(config, split)
@@ -77,8 +104,6 @@ def build_dataset(config: dict, split: str) -> paddle.io.Dataset:
     return dataset
 
 
-BUILTIN_CLASSES = {"CIFAR10Dataset": CIFAR10_LABELS, "Cifar10": CIFAR10_LABELS,
-                   "MNIST": tuple(str(digit) for digit in range(10))}
 CLASSES_FILE = "classes.json"
 
 
@@ -89,9 +114,9 @@ def class_names(config: dict) -> Tuple[str, ...]:
     class map), checked to be the same in every split. Where the images are not at hand (predicting on
     another machine), the `classes.json` that training wrote into `Global.output_dir` gives them.
     """
-    name = config["DataLoader"]["Train"]["dataset"]["name"]
-    if name in BUILTIN_CLASSES:
-        return tuple(BUILTIN_CLASSES[name])
+    known = dataset_type(config, "Train").label_names
+    if known is not None:
+        return tuple(known)
     saved = os.path.join(config["Global"]["output_dir"], CLASSES_FILE)
     try:
         datasets = {split: base_dataset(build_dataset(config, split))[0] for split in config["DataLoader"]}
@@ -121,13 +146,15 @@ def data_summary(config: dict, names: Sequence[str]) -> str:
 def check_batches(config: dict) -> None:
     """Refuse, before training, a split that would give no batch: fewer samples than `batch_size` with
     `drop_last: true` (per process for the training split of a data-parallel run, which shares samples out
-    before batching), or fewer samples than data-parallel processes.
+    before batching), or fewer samples than data-parallel processes; and whole-batch loading asked of a
+    dataset that cannot give it.
 
     Raises:
         ConfigError: naming the split, its sample count, the batch size and what to change.
     """
     processes = world_size()
     for split in [split for split in ("Train", "Eval", "Test") if split in config["DataLoader"]]:
+        _check_whole_batches(config, split)
         count, settings = len(build_dataset(config, split)), loader_settings(config, split)
         where, batch_size, drop_last = f"DataLoader.{split}", settings["batch_size"], settings["drop_last"]
         if count < processes:
@@ -143,14 +170,11 @@ def check_batches(config: dict) -> None:
 
 
 def loader_settings(config: dict, split: str) -> dict:
-    """batch_size, shuffle, drop_last and num_workers of `DataLoader.<split>`, with their defaults."""
-    section = config["DataLoader"][split]
-    return {
-        "batch_size": section.get("batch_size", 64),
-        "shuffle": section.get("shuffle", split == "Train"),
-        "drop_last": section.get("drop_last", False),
-        "num_workers": _usable_workers(section.get("num_workers", 0), f"DataLoader.{split}.num_workers"),
-    }
+    """batch_size, shuffle, drop_last and num_workers of `DataLoader.<split>` (`config_schema.loader_defaults` where
+    the section leaves one out), with loader workers dropped where shared memory is too small for them."""
+    settings = {**loader_defaults(split), **config["DataLoader"][split]}
+    return {"batch_size": settings["batch_size"], "shuffle": settings["shuffle"], "drop_last": settings["drop_last"],
+            "num_workers": _usable_workers(settings["num_workers"], f"DataLoader.{split}.num_workers")}
 
 
 class ShardedBatchSampler(paddle.io.BatchSampler):
@@ -186,64 +210,6 @@ def _worker_seeder(seed):
     return seed_worker
 
 
-def _to_arrays(samples):
-    # Paddle tensors do not cross process boundaries; their values do.
-    return [np.asarray(part.numpy() if isinstance(part, paddle.Tensor) else part)
-            for part in default_collate_fn(samples)]
-
-
-_worker_dataset = None
-
-
-def quiet_worker_exit() -> None:
-    """In a forked worker: let the pool's SIGTERM end it silently (Paddle's handler prints a fatal error)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _start_worker(dataset, worker_init_fn):
-    global _worker_dataset
-    _worker_dataset = dataset
-    quiet_worker_exit()
-    paddle.set_device("cpu")  # transforms making tensors (ToTensor) must not touch a GPU from a forked process
-    # A forked child inherits the parent's CPU thread pool without its threads: a multi-threaded Paddle op
-    # (Normalize on a tensor) then waits forever. One thread per worker is what the workers need anyway.
-    set_cpu_threads(1)
-    if worker_init_fn is not None:
-        worker_init_fn(multiprocessing.current_process()._identity[0] - 1)
-
-
-def _read_batch(indices):
-    return _to_arrays([_worker_dataset[index] for index in indices])
-
-
-class ImageFilesLoader:
-    """Batches of your own image files, decoded in `num_workers` processes (or in this one with 0), that stop
-    the run with the file's own error when an image cannot be decoded.
-
-    `paddle.io.DataLoader` hides that error: its reading thread dies and the run waits forever, or the main
-    process only sees "Blocking queue is killed". A process pool hands the error itself back.
-    """
-
-    def __init__(self, dataset, batch_sampler, num_workers=0, worker_init_fn=None):
-        self.dataset = dataset
-        self.batch_sampler = batch_sampler
-        self.num_workers = num_workers
-        self.worker_init_fn = worker_init_fn
-
-    def __len__(self):
-        return len(self.batch_sampler)
-
-    def __iter__(self):
-        if not self.num_workers:
-            batches = (_to_arrays([self.dataset[index] for index in indices]) for indices in self.batch_sampler)
-            yield from ([paddle.to_tensor(part) for part in batch] for batch in batches)
-            return
-        context = multiprocessing.get_context("fork")
-        with context.Pool(self.num_workers, _start_worker, (self.dataset, self.worker_init_fn)) as pool:
-            for batch in pool.imap(_read_batch, iter(self.batch_sampler), chunksize=1):
-                yield [paddle.to_tensor(part) for part in batch]
-
-
 def build_loader(config: dict, split: str, evaluation: Optional[bool] = None, padded_shards: bool = False) -> Iterable:
     """A `paddle.io.DataLoader` over the dataset of `DataLoader.<split>` (Train, Eval or Test), for both engines.
 
@@ -256,8 +222,9 @@ def build_loader(config: dict, split: str, evaluation: Optional[bool] = None, pa
     dataset, settings = build_dataset(config, split), loader_settings(config, split)
     section = config["DataLoader"][split]
     if section.get("batched") or section.get("on_device"):
+        _check_whole_batches(config, split)
         if world_size() == 1:
-            return _batch_loader(dataset, settings, section, split)
+            return _batch_loader(dataset, settings, section)
         logger.info(f"DataLoader.{split}: whole-batch loading is single-process; using paddle.io.DataLoader")
     sampler = _batch_sampler(dataset, settings, evaluation if evaluation is not None else split != "Train",
                              padded_shards)
@@ -279,10 +246,14 @@ def _batch_sampler(dataset, settings, evaluating, padded_shards):
                                              drop_last=settings["drop_last"])
 
 
-def _batch_loader(dataset, settings, section, split):
-    where = f"DataLoader.{split}"
-    if section["dataset"]["name"] != "CIFAR10Dataset":
-        raise ConfigError(f"{where}.batched/on_device: whole-batch loading is for CIFAR10Dataset only, "
-                          f"not {section['dataset']['name']}")
+def _check_whole_batches(config, split):
+    section = config["DataLoader"][split]
+    if (section.get("batched") or section.get("on_device")) and not dataset_type(config, split).whole_batches:
+        readable = [name for name, kind in DATASETS.items() if kind.whole_batches]
+        raise ConfigError(f"DataLoader.{split}.batched/on_device: whole-batch loading is for {', '.join(readable)} "
+                          f"only, not {section['dataset']['name']}")
+
+
+def _batch_loader(dataset, settings, section):
     return CIFAR10BatchLoader(dataset, settings["batch_size"], shuffle=settings["shuffle"],
                               drop_last=settings["drop_last"], on_device=section.get("on_device", False))

@@ -46,11 +46,15 @@ class Cifar10(vision_datasets.Cifar10):
         backend: 'cv2' (NumPy images) or 'pil', as in Paddle; None uses Paddle's current image backend.
     """
 
+    label_names = CIFAR10_LABELS
+    own_images = False
+    whole_batches = False
+    steps = None  # its transforms are the config's
+
     def __init__(self, folder_path=None, mode="train", transforms=None, download=False, backend=None):
         _check_mode(mode, VISION_CIFAR10_FILES)
         location = find_cifar10(folder_path, download=download)
         transform = transforms if callable(transforms) else build_transforms(transforms, "dataset.transforms")
-        self.label_names = CIFAR10_LABELS
         super().__init__(data_file=location, mode=mode, transform=transform, download=False, backend=backend)
 
     def _load_data(self):
@@ -134,6 +138,11 @@ class MNIST(vision_datasets.MNIST):
             file is not an MNIST idx file of the right kind and size.
     """
 
+    label_names = tuple(str(digit) for digit in range(10))
+    own_images = False
+    whole_batches = False
+    steps = None
+
     def __init__(self, folder_path=None, mode="train", transforms=None, download=False, backend=None):
         _check_mode(mode, MNIST_FILES)
         folder = os.path.expanduser(str(folder_path)) if folder_path is not None else mnist_cache_dir()
@@ -145,7 +154,6 @@ class MNIST(vision_datasets.MNIST):
             raise DataError(f"MNIST not found in {folder}: {names}. Put the four MNIST files (gzipped or not) "
                             f"there, point Global.data_dir at them, or allow the download (Global.download: true).")
         transform = transforms if callable(transforms) else build_transforms(transforms, "dataset.transforms")
-        self.label_names = tuple(str(digit) for digit in range(10))
         # Paddle downloads the missing files into its cache in place: one process at a time (the ranks of a
         # launched run), the others then find the complete files there.
         fetching = one_process_at_a_time(os.path.join(mnist_cache_dir(), "download.lock"),

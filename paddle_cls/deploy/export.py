@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 
 from ..data.loader import build_loader, class_names
-from ..data.transforms import preprocessing_steps
+from ..data.preprocessing import preprocessing_steps
 from ..errors import CheckpointError, ConfigError
 from ..utils.logger import logger
 from ..engine.input_check import check_inputs, check_preprocessing

@@ -10,7 +10,7 @@ import paddle
 from ..data.folder import read_image
 from ..data.loader import build_dataset, class_names
 from ..data.samples import raw_image
-from ..data.transforms import build_preprocess, preprocessing_steps
+from ..data.preprocessing import build_preprocess, preprocessing_steps
 from ..engine.runner import RunnerV3
 from ..errors import PaddleClsError
 from ..utils.logger import logger

@@ -10,7 +10,7 @@ import paddle
 from PIL import Image
 
 from ..data.folder import read_image
-from ..data.transforms import build_preprocess
+from ..data.preprocessing import build_preprocess
 from ..errors import CheckpointError, ConfigError
 from ..engine.input_check import PROBE_SIZE
 from .backends import PREPROCESS_FILE, exported_model, read_export_info

@@ -12,12 +12,12 @@ import os
 import pickle
 import random
 import shutil
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import paddle
 
-from ..errors import CheckpointError, NonFiniteLoss, TrainingInterrupted
+from ..errors import CheckpointError, NonFiniteLoss
 from ..utils.weights import load_model_file, load_state_dict, save_atomic, save_weights
 from ..utils.distributed import is_main_process
 from ..utils.history import EpochHistory
@@ -222,57 +222,3 @@ def stopped_by_nan(exc: Exception, latest: Optional[str]) -> NonFiniteLoss:
     """The error that ends a run whose loss became NaN or infinite, naming the last good checkpoint."""
     return NonFiniteLoss(f"{exc}; the run stopped. Last good checkpoint: {latest or 'none saved yet'} "
                          "(resume from it with -o Global.resume=auto, perhaps with a lower learning rate)")
-
-
-class Checkpointer:
-    """Saves a resumable checkpoint every `interval` epochs or steps (`unit`), and on a Ctrl-C stop request.
-
-    Must come after the callbacks that step the schedule and record the epoch, so that what it saves is
-    the state the next step starts from.
-    """
-
-    def __init__(self, output_dir, interval, unit, history, stop, resumed_state=None):
-        self.output_dir = output_dir
-        self.interval = interval
-        self.unit = unit
-        self.history = history
-        self.stop = stop
-        self.latest = None
-        self._epoch_numpy_state = resumed_state["random"]["numpy"] if resumed_state else None
-
-    def on_epoch_begin(self, runner: Any, epoch: int) -> None:
-        # The shuffling sampler draws this epoch's order from NumPy when the loader is iterated: a mid-epoch
-        # checkpoint keeps the state from before that draw, so a resumed run replays the same order.
-        if self._epoch_numpy_state is None or runner.global_step % runner.steps_per_epoch == 0:
-            self._epoch_numpy_state = random_states()["numpy"]
-
-    def _save(self, runner, reason):
-        state = {"engine": "runner", "next_step": runner.global_step + (0 if reason == "epoch" else 1),
-                 "epoch_loss_sum": runner.epoch_loss_sum, "runner": runner.history_state(),
-                 "history": list(self.history.rows), "random": random_states()}
-        if reason != "epoch":
-            state["random"]["numpy"] = self._epoch_numpy_state
-        self.latest = save_checkpoint(self.output_dir, runner.model, runner.optimizer, state)
-        if self.latest:
-            logger.info(f"[Checkpoint] step {state['next_step']}: saved {self.latest}")
-
-    def on_train_batch_end(self, runner: Any, step: int, loss: paddle.Tensor) -> None:
-        at_epoch_end = (step + 1) % runner.steps_per_epoch == 0
-        if at_epoch_end:
-            return  # the epoch's bookkeeping is not done yet: on_epoch_end saves
-        if self.stop.requested:
-            self._save(runner, "stop")
-            raise TrainingInterrupted(self._stopped_message(step + 1))
-        if self.unit == "step" and (step + 1) % self.interval == 0:
-            self._save(runner, "step")
-
-    def on_epoch_end(self, runner: Any, epoch: int) -> None:
-        due = (epoch + 1) % self.interval == 0 if self.unit == "epoch" else runner.global_step % self.interval == 0
-        if due or self.stop.requested:
-            self._save(runner, "epoch")
-        if self.stop.requested:
-            raise TrainingInterrupted(self._stopped_message(runner.global_step))
-
-    def _stopped_message(self, step):
-        return (f"training stopped by Ctrl-C at step {step}; checkpoint saved in {self.latest}. "
-                "Continue with -o Global.resume=auto")

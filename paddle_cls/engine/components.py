@@ -7,7 +7,8 @@ from typing import Callable
 import paddle
 
 from ..build import build
-from ..data.loader import BUILTIN_CLASSES, class_names
+from ..data.catalog import dataset_type
+from ..data.loader import class_names
 from ..errors import ConfigError
 from ..losses import LOSSES
 from ..metrics import METRICS
@@ -24,7 +25,7 @@ def build_model(config: dict) -> paddle.nn.Layer:
     """
     arch = {key: value for key, value in config["Arch"].items() if key not in FINETUNE_KEYS}
     dataset = ((config.get("DataLoader") or {}).get("Train") or {}).get("dataset", {}).get("name")
-    wanted = arch.get("num_classes", "auto" if dataset and dataset not in BUILTIN_CLASSES else None)
+    wanted = arch.get("num_classes", "auto" if dataset and dataset_type(config, "Train").own_images else None)
     if wanted == "auto" and not dataset:
         raise ConfigError("Arch.num_classes: auto takes the classes of DataLoader.Train.dataset, which is missing")
     if wanted is not None and dataset:

@@ -12,7 +12,7 @@ import paddle
 from PIL import Image
 
 from ..data.loader import build_dataset
-from ..data.transforms import build_preprocess, preprocessing_steps
+from ..data.preprocessing import build_preprocess, preprocessing_steps
 from ..errors import ConfigError
 from ..models import MODELS
 

@@ -3,40 +3,31 @@
 Same API, same history lists and the same printed lines as the course. What changed underneath:
 losses are recorded without keeping the autograd graph (the course's `total_loss += loss`), they are
 read back from the device in batches rather than every step, and `evaluate()` called from outside
-training leaves the dev history alone.
+training leaves the dev history alone. `train` takes Paddle's callbacks (`paddle.callbacks.Callback`) and
+calls them as `paddle.Model.fit` does (see `engine.callbacks`), and a runner has what they use of a
+`paddle.Model`: `network`, `stop_training` and `save`.
 """
 from __future__ import annotations
 
 import numbers
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
-import numpy as np
 import paddle
 
-from ..errors import ConfigError, NonFiniteLoss
+from ..errors import ConfigError
+from ..metrics import score_name
 from ..utils.arguments import refuse_unknown_keywords
-from ..utils.weights import check_finite_weights, load_model_file, save_weights
+from ..utils.weights import load_model_file, save_atomic, save_weights
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
-from ..utils.progress import TrainingProgress
 from ..utils.precision import autocast, decorate_o2
 from .best_model import report_evaluation
-from .checkpointing import restore_scaler, scaler_state
-
-# Step losses are read back from the device this many at a time, and the weights checked for NaN as often.
-CHECK_EVERY = 200
+from .callbacks import CHECK_EVERY, close_progress, loss_values, with_defaults
 
 
 def _as_float32(tensor: paddle.Tensor) -> paddle.Tensor:
     # Under float16/bfloat16 AMP the loss and logits come out in low precision; otherwise no cast op is added.
     return tensor if tensor.dtype == paddle.float32 else tensor.astype("float32")
-
-
-def _call(callbacks, hook, *args):
-    for callback in callbacks:
-        method = getattr(callback, hook, None)
-        if method is not None:
-            method(*args)
 
 
 class RunnerV3:
@@ -54,10 +45,9 @@ class RunnerV3:
     decorated before.
 
     `train` shows progress bars (run and epoch, with rate and time left) on a terminal and in a notebook unless
-    `progress=False`, and also takes `callbacks`: objects with any of `on_train_begin(runner)`,
-    `on_epoch_begin(runner, epoch)`, `on_train_batch_end(runner, step, loss)` (`loss` a detached tensor),
-    `on_epoch_end(runner, epoch)` and `on_train_end(runner)` (see `paddle_cls.engine.train_runner`). The course's
-    runner has no such hook.
+    `progress=False`, stops on a NaN or infinite loss (NonFiniteLoss), and also takes `callbacks`: Paddle's
+    (`paddle.callbacks.Callback`, e.g. `EarlyStopping`), called with the hooks and logs `paddle.Model.fit` uses
+    (`engine.callbacks` lists them). The course's runner has no such hook.
 
     Unlike the course's, a keyword these methods do not take is a TypeError, and `train` needs `num_epochs` >= 1.
 
@@ -83,7 +73,7 @@ class RunnerV3:
         self.loss_fn = loss_fn
         self.metric = metric
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range. Made once, not
-        # per train(), so that a checkpoint carries its scale (history_state).
+        # per train(), so that a checkpoint carries its scale.
         self.scaler = (paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15)
                        if amp_level and amp_dtype == "float16" and optimizer is not None else None)
         self.dev_scores = []
@@ -94,7 +84,26 @@ class RunnerV3:
         self.best_score = 0
         self.global_step = 0
         self.steps_per_epoch = 0
+        self.stop_training = False
+        self._callbacks = []
         self._epoch_loss_sum = paddle.zeros([])
+
+    @property
+    def network(self) -> paddle.nn.Layer:
+        """The model, as `paddle.Model.network` names it for callbacks."""
+        return self.model
+
+    def save(self, path: str, training: bool = True) -> None:
+        """Write `path.pdparams` (the weights) and, with `training`, `path.pdopt` (the optimizer), as
+        `paddle.Model.save` does (rank 0 only, each file atomically)."""
+        if is_main_process():
+            save_weights(self.model, path + ".pdparams")
+            if training and self.optimizer is not None:
+                save_atomic(self.optimizer.state_dict(), path + ".pdopt")
+
+    def _fire(self, hook, *args):
+        for callback in self._callbacks:
+            getattr(callback, hook)(*args)
 
     @property
     def train_step_losses(self) -> List[Tuple[int, float]]:
@@ -108,40 +117,16 @@ class RunnerV3:
         self._train_step_losses = list(value)
 
     def _flush_step_losses(self):
-        # Also checks the weights: on some CPUs relu maps NaN to 0, so the loss can stay finite while they are NaN.
-        if not self._pending_step_losses:
-            return
-        steps = [step for step, _ in self._pending_step_losses]
-        values = paddle.stack([loss for _, loss in self._pending_step_losses]).reshape([-1]).numpy()
-        self._pending_step_losses = []
-        bad = np.flatnonzero(~np.isfinite(values))
-        self._train_step_losses.extend(zip(steps, values.tolist()))
-        if len(bad):
-            raise NonFiniteLoss(f"the training loss became {values[bad[0]]} at step {steps[bad[0]]}")
-        check_finite_weights(self.model, f"at step {steps[-1]}")
+        if self._pending_step_losses:
+            steps = [step for step, _ in self._pending_step_losses]
+            values = loss_values([loss for _, loss in self._pending_step_losses])
+            self._pending_step_losses = []
+            self._train_step_losses.extend(zip(steps, values.tolist()))
 
     @property
     def epoch_loss_sum(self) -> float:
         """The sum of this epoch's step losses so far, as a float (reads the device)."""
         return float(self._epoch_loss_sum.item())
-
-    def history_state(self) -> dict:
-        """The histories, best score and float16 loss scaler (None without one), as plain values, for a training
-        checkpoint."""
-        return {"train_step_losses": list(self.train_step_losses), "train_epoch_losses": list(self.train_epoch_losses),
-                "dev_losses": list(self.dev_losses), "dev_scores": list(self.dev_scores),
-                "best_score": self.best_score, "grad_scaler": scaler_state(self.scaler)}
-
-    def set_history_state(self, state: dict) -> None:
-        """Restore what `history_state` returned (when resuming)."""
-        self.train_step_losses = [tuple(item) for item in state["train_step_losses"]]
-        self.train_epoch_losses = list(state["train_epoch_losses"])
-        self.dev_losses = [tuple(item) for item in state["dev_losses"]]
-        self.dev_scores = list(state["dev_scores"])
-        self.best_score = state["best_score"]
-        scaler = state.get("grad_scaler")  # None when saved without float16 AMP: the scaler starts afresh
-        if scaler and self.scaler is not None:
-            restore_scaler(self.scaler, scaler)
 
     @refuse_unknown_keywords
     def train(self, train_loader: Iterable, dev_loader: Optional[Iterable] = None, num_epochs: Optional[int] = None,
@@ -161,6 +146,7 @@ class RunnerV3:
             ConfigError: `num_epochs` < 1, `start_step` leaves nothing to train, or `train_loader` gives no batch.
             NonFiniteLoss: a step's loss, or the weights, became NaN or infinite (found when the recorded losses
                 are read back, every 200 steps and at the end of each epoch, or when the best model is saved).
+            TypeError: a callback is not a `paddle.callbacks.Callback`.
         """
         if isinstance(num_epochs, bool) or not isinstance(num_epochs, numbers.Integral) or num_epochs < 1:
             raise ConfigError(f"RunnerV3.train: num_epochs must be a whole number >= 1, got {num_epochs!r}")
@@ -181,16 +167,23 @@ class RunnerV3:
         scaler = self.scaler
         global_step = self.global_step = start_step
         first_epoch, skip = divmod(start_step, self.steps_per_epoch)
-        bars = TrainingProgress(num_epochs, self.steps_per_epoch, start_step, enabled=progress)
-        _call(callbacks, "on_train_begin", self)
+        self._callbacks = with_defaults(callbacks, progress)
+        params = {"epochs": num_epochs, "steps": self.steps_per_epoch, "verbose": int(progress),
+                  "metrics": ["loss"] + ([score_name(self.metric)] if self.metric is not None else [])}
+        for callback in self._callbacks:
+            callback.set_model(self)
+            callback.set_params(params)
+        self.stop_training = False
         try:
+            self._fire("on_train_begin", {"global_step": start_step})
             for epoch in range(first_epoch, num_epochs):
-                bars.epoch_begin(epoch, skip if epoch == first_epoch else 0)
-                _call(callbacks, "on_epoch_begin", self, epoch)
+                self._fire("on_epoch_begin", epoch, {"global_step": global_step})
                 total_loss = paddle.full([], epoch_loss_sum if epoch == first_epoch else 0.0)
                 for index, data in enumerate(train_loader):
                     if epoch == first_epoch and index < skip:
                         continue  # done before the checkpoint this run resumed from
+                    self._fire("on_train_batch_begin", index, {"global_step": global_step})
+                    lr = self.optimizer.get_lr()
                     X, y = data
                     with self._autocast():
                         logits = self.model(X)
@@ -215,27 +208,32 @@ class RunnerV3:
                     if eval_steps > 0 and global_step > 0 and (
                             global_step % eval_steps == 0 or global_step == num_training_steps - 1):
                         self.evaluate_and_keep_best(dev_loader, global_step, save_path)
-                    _call(callbacks, "on_train_batch_end", self, global_step, step_loss)
+                    self._fire("on_train_batch_end", index, {"loss": step_loss, "lr": lr, "global_step": global_step})
                     global_step += 1
                     self.global_step = global_step
-                    bars.step()
-                bars.epoch_end()
                 self._flush_step_losses()
                 self.train_epoch_losses.append((total_loss / len(train_loader)).item())
-                _call(callbacks, "on_epoch_end", self, epoch)
+                self._fire("on_epoch_end", epoch, {"loss": self.train_epoch_losses[-1], "lr": self.optimizer.get_lr(),
+                                                   "global_step": global_step})
+                if self.stop_training:
+                    break
+            self._flush_step_losses()
+            self._fire("on_train_end", {"global_step": global_step})
         finally:
-            bars.close()
-        self._flush_step_losses()
-        _call(callbacks, "on_train_end", self)
+            close_progress(self._callbacks)
+            self._callbacks = []
         logger.info("[Train] Training done!")
 
     def evaluate_and_keep_best(self, dev_loader: Iterable, global_step: int, save_path: str) -> None:
         """Evaluate during training as the course does: print the dev line, record it, save a new best (and the
         model of the run's first evaluation, whatever its score)."""
+        self._fire("on_eval_begin", {"global_step": global_step})
         dev_score, dev_loss = self.evaluate(dev_loader, global_step=global_step)
         self.model.train()
         first = len(self.dev_scores) == 1  # restored on resume, so a resumed run keeps the best it had
         self.best_score = report_evaluation(self.model, dev_score, dev_loss, self.best_score, save_path, first)
+        self._fire("on_eval_end", {"loss": dev_loss, score_name(self.metric): float(dev_score),
+                                   "global_step": global_step})
 
     @refuse_unknown_keywords
     @paddle.no_grad()

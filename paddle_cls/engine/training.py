@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Iterable
 
 import paddle
 
 from ..config import dump_config
-from ..data.folder import OWN_IMAGES
-from ..data.loader import CLASSES_FILE, check_batches, class_names, data_summary
+from ..data.catalog import dataset_type
+from ..data.loader import CLASSES_FILE, check_batches, class_names, data_summary, datasets_built_once
 from ..errors import ConfigError
 from ..utils.weights import load_model_file, save_weights
 from ..utils.distributed import barrier, init_parallel, is_main_process, rank, world_size
@@ -17,6 +18,7 @@ from ..utils.history import EpochHistory
 from ..utils.logger import log_to_file, logger
 from ..utils.plot import plot_loss_and_accuracy, plot_validation_accuracy
 from ..utils.runtime import seed_everything, set_device
+from .callbacks import early_stopping_dir, user_callbacks
 from .components import build_components, check_components
 from .hapi import train_hapi
 from .input_check import check_inputs
@@ -59,20 +61,30 @@ def weights_fingerprint(model: paddle.nn.Layer) -> float:
                      for p in model.parameters()))
 
 
-def train(config: dict) -> dict:
+def train(config: dict, callbacks: Iterable = ()) -> dict:
     """Train as the config says on `Global.engine`, then test the best model (the final weights without one).
 
     Writes into `Global.output_dir`: the best model, the final weights (`Global.save_name`), the config,
     the log, the per-epoch history (JSON, CSV) and its figures, VisualDL records and `results.json` (which
     names the weights file tested, the one eval, predict and export then use).
 
+    `callbacks`: Paddle callbacks (`paddle.callbacks.Callback`, e.g. `paddle.callbacks.EarlyStopping` or your
+    own), called on either engine with the hooks and logs of `engine.callbacks`, after the run's own.
+    `EarlyStopping` keeps its best model in `<output_dir>/early_stopping/` and stops after an epoch's evaluation.
+
     Raises:
         ConfigError: before anything is written, when a split's transforms do not give `Global.image_shape`
             or the model takes other input channels (see `input_check.check_inputs`).
+        TypeError: before anything is written, when a callback is not a `paddle.callbacks.Callback`.
 
     Returns:
         A dict of the results (best dev score, test accuracy and loss).
     """
+    with datasets_built_once():
+        return _train(config, callbacks)
+
+
+def _train(config, callbacks):
     settings = config["Global"]
     if settings["engine"] not in ENGINES:
         raise ConfigError(f"Global.engine: unknown engine {settings['engine']!r} (valid: {', '.join(ENGINES)})")
@@ -80,6 +92,7 @@ def train(config: dict) -> dict:
     device = set_device(settings["device"], settings["num_threads"])  # the checks' tensors go there too
     # before any data is read or file written: names and keys, the output folder, what the data gives the model
     lazy_model = check_components(config)
+    callbacks = user_callbacks(callbacks, early_stopping_dir(settings["output_dir"]))
     if main:
         check_output_dir(settings["output_dir"])
     check_inputs(config, lazy_model)
@@ -99,7 +112,7 @@ def train(config: dict) -> dict:
                 file.write(dump_config(config))
             with open(os.path.join(output_dir, CLASSES_FILE), "w", encoding="utf-8") as file:
                 json.dump(list(names), file, indent=1)  # they travel with the model
-        if config["DataLoader"]["Train"]["dataset"]["name"] in OWN_IMAGES:  # indexing them again is cheap
+        if dataset_type(config, "Train").own_images:
             logger.info(data_summary(config, names))
         logger.info(dump_config(config))
         parallel = f", process {rank()} of {world_size()}" if world_size() > 1 else ""
@@ -109,7 +122,7 @@ def train(config: dict) -> dict:
         parts = build_components(config)
         history = EpochHistory(output_dir if main else None)
         with StopRequest() as stop:
-            best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths, stop)
+            best_dev_score = ENGINES[settings["engine"]](config, parts, history, paths, stop, callbacks)
         results = {"best_dev_score": best_dev_score, "weights_fingerprint": weights_fingerprint(parts.model)}
         logger.info(f"[Train] final weights fingerprint (process {rank()}): {results['weights_fingerprint']:.12e}")
         if main:

@@ -1,39 +1,17 @@
-"""What both engines record around the training loop, the same way: the `[Epoch]` line, the VisualDL scalars,
-and the note on runs shorter than their log or evaluation interval. The engines' own callbacks sit beside
-their drivers (`train_runner.py`, `hapi.py`)."""
+"""The VisualDL records of a run, the same on both engines: the `VisualDLRecords` callback feeding a
+`ScalarRecorder`, and the records file continued across resumes."""
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import paddle
 
 from ..metrics import score_name
 from ..utils.distributed import is_main_process
-from ..utils.history import EpochHistory
-from ..utils.logger import logger
-
-
-def epoch_line(history: EpochHistory, epochs: int) -> None:
-    """Log the `[Epoch]` line of the history's last row."""
-    row = history.rows[-1]
-    parts = [f"train loss: {row['train_loss']:.5f}"]
-    for field in ("train_accuracy", "dev_loss", "dev_accuracy"):
-        if row[field] is not None:
-            parts.append(f"{field.replace('_', ' ')}: {row[field]:.5f}")
-    logger.info(f"[Epoch] {row['epoch']}/{epochs}: " + ", ".join(parts) + f", time: {row['seconds']:.1f}s")
-
-
-def note_short_run(settings: dict, steps_per_epoch: int) -> None:
-    """One line when the run is shorter than `eval_steps` or `log_steps`: as in the course's RunnerV3, it still
-    logs its first step and evaluates at its last one."""
-    total = settings["epochs"] * steps_per_epoch
-    for key, what in (("eval_steps", "evaluates at its last step"), ("log_steps", "logs its first step only")):
-        if settings[key] > total:
-            logger.info(f"Global.{key}: {settings[key]} is more than the {total} steps of this run "
-                        f"({settings['epochs']} epochs of {steps_per_epoch}); it {what}, as the course's RunnerV3 does")
+from .callbacks import CHECK_EVERY, loss_values
 
 
 def scalar_recorder(settings: dict, paths: dict, steps_per_epoch: int, metric: paddle.metric.Metric,
@@ -118,3 +96,48 @@ class ScalarRecorder:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class VisualDLRecords(paddle.callbacks.Callback):
+    """Feeds a `ScalarRecorder` on both engines: the step losses every `recorder.every` steps (kept as given, read
+    back in batches: no wait on the device per step) and each evaluation. Before a checkpoint (at each epoch's end,
+    each evaluation, and after each step where `saves_after(global_step)`) every record so far is put into the
+    file, so that a run resumed from that checkpoint continues the records without a gap."""
+
+    def __init__(self, recorder: ScalarRecorder, score_name: str,
+                 saves_after: Callable[[int], bool] = lambda step: False) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.score_name = score_name
+        self.saves_after = saves_after
+        self._pending = []
+
+    def _write(self):
+        if self._pending:
+            values = loss_values([loss for _, loss, _ in self._pending]).tolist()
+            for (step, _, lr), value in zip(self._pending, values):
+                self.recorder.train_step(step, value, lr)
+            self._pending = []
+
+    def on_train_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
+        global_step = logs["global_step"]
+        if global_step % self.recorder.every == 0:
+            self._pending.append((global_step, logs["loss"], logs["lr"]))
+        if self.saves_after(global_step):
+            self._write()
+            self.recorder.flush()
+        elif len(self._pending) >= CHECK_EVERY:
+            self._write()
+
+    def on_eval_end(self, logs: Optional[dict] = None) -> None:
+        self._write()
+        self.recorder.evaluation(logs["global_step"], logs["loss"], logs[self.score_name])
+        self.recorder.flush()
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self._write()
+        self.recorder.flush()
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        self._write()
+        self.recorder.close()
