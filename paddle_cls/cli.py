@@ -8,50 +8,24 @@ import os
 import sys
 from typing import List, Optional, Tuple
 
-from .config import dump_config, load_config, shipped_configs, shipped_configs_dir
+from .cli_common import config_parser, run_command
+from .cli_inspect import configs_main, lr_find_main, models_main
+from .config import dump_config, load_config
 from .data.check import check_data
 from .deploy import evaluate, export, predict
+from .deploy.cam import ImageExplainer
 from .deploy.backends import BACKENDS, EXPORT_DIR, choose_engine, onnxruntime_installed, read_export_info
 from .deploy.trained import trained_weights_path
 from .engine import train
 from .engine.components import build_model
-from .errors import CheckpointError, PaddleClsError, TrainingInterrupted
+from .errors import CheckpointError, PaddleClsError
 from .models import print_summary
-from .utils.distributed import rank, run_alone, world_size
 from .utils.runtime import resolve_device
-
-
-def _parser(description, prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("-c", "--config", required=True,
-                        help="a YAML config file, or a shipped config's name (resnet18; see `paddle-cls configs`)")
-    parser.add_argument("-o", "--override", action="append", default=[], metavar="Section.key=value",
-                        help="override a config value (parsed as YAML); repeatable")
-    return parser
-
-
-def _run(body, args, command=None):
-    """Run `body(config, args)`, printing a user error as one line (exit 2). A `command` that one process does
-    whole runs on rank 0 alone under `paddle.distributed.launch`; the other ranks say so and exit 0."""
-    if command and world_size() > 1:
-        if rank() != 0:
-            print(f"{command}: process {rank()} of {world_size()} has nothing to do: under "
-                  f"paddle.distributed.launch, process 0 runs {command} alone, as a single process")
-            return 0
-        run_alone()
-    try:
-        return body(load_config(args.config, args.override), args) or 0
-    except TrainingInterrupted as exc:
-        print(str(exc), file=sys.stderr)
-        return 130
-    except PaddleClsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
 
 def train_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls train`, `tools/train.py`: train, then test the best model."""
-    parser = _parser("Train a model from a config, then test the best model.", prog)
+    parser = config_parser("Train a model from a config, then test the best model.", prog)
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--summary", action="store_true",
                         help="print the model's layer-by-layer output and parameter shapes and exit")
@@ -67,7 +41,7 @@ def train_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> 
         train(config)
         return 0
 
-    return _run(body, args)
+    return run_command(body, args)
 
 
 def _engine_option(parser):
@@ -79,20 +53,20 @@ def _engine_option(parser):
 def eval_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls eval`, `tools/eval.py`: the test accuracy and loss of a saved model, per class, with a
     confusion matrix."""
-    parser = _parser("Evaluate a saved model on the test split.", prog)
+    parser = config_parser("Evaluate a saved model on the test split.", prog)
     _engine_option(parser)
     args = parser.parse_args(argv)
 
     def body(config, args):
         evaluate(config, args.engine)
 
-    return _run(body, args, "eval")
+    return run_command(body, args, "eval")
 
 
 def export_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls export`, `tools/export.py`: write a Paddle inference model of the trained weights (and with
     --onnx an ONNX model), with its preprocessing, each checked against the trained model."""
-    parser = _parser("Export the trained model (Global.checkpoint or the best model) for paddle.inference, "
+    parser = config_parser("Export the trained model (Global.checkpoint or the best model) for paddle.inference, "
                      "checked against it on test images.", prog)
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx (needs paddle_cls[onnx])")
     args = parser.parse_args(argv)
@@ -100,35 +74,43 @@ def export_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) ->
     def body(config, args):
         export(config, onnx=args.onnx)
 
-    return _run(body, args, "export")
+    return run_command(body, args, "export")
 
 
 def predict_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls predict`, `tools/predict.py`: classify image files and test-split samples with a saved model."""
-    parser = _parser("Classify image files (PNG, JPG, ...) or test-split samples with a saved model.", prog)
+    parser = config_parser("Classify image files (PNG, JPG, ...) or test-split samples with a saved model.", prog)
     parser.add_argument("images", nargs="*", help="image files")
     parser.add_argument("--index", type=int, action="append", default=[], help="a test-split sample; repeatable")
     parser.add_argument("--topk", type=int, default=3, help="how many labels to show for each image")
     _engine_option(parser)
     parser.add_argument("--inference", action="store_true", help="the same as --engine inference")
+    parser.add_argument("--cam", action="store_true",
+                        help="also write where the model looks for its top-1 class (Grad-CAM) over each image, to "
+                             "<Global.output_dir>/cam/<image name>.png; needs the trained dygraph weights "
+                             "(the .pdparams), not the export: runs --engine dygraph")
+    parser.add_argument("--cam-layer", metavar="NAME", help="the sublayer Grad-CAM looks at, by its name in the "
+                        "model (e.g. layer3 of resnet18); default the last convolutional block. Implies --cam")
     args = parser.parse_args(argv)
     if not args.images and not args.index:
         parser.error("give image files and/or --index N")
 
     def body(config, args):
         engine = "inference" if args.inference else args.engine
-        _, failures = predict(config, args.images, args.index, args.topk, engine=engine)
+        cam = args.cam or args.cam_layer is not None
+        _, failures = predict(config, args.images, args.index, args.topk, engine=engine, cam=cam,
+                              cam_layer=args.cam_layer)
         for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
         return 2 if failures else 0
 
-    return _run(body, args, "predict")
+    return run_command(body, args, "predict")
 
 
 def check_data_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """`paddle-cls check-data`, `tools/check_data.py`: index every split and decode every image; list all
     problems, exit 1 if any."""
-    args = _parser("Check a config's data: every split indexed, every image file decoded, all problems "
+    args = config_parser("Check a config's data: every split indexed, every image file decoded, all problems "
                    "listed at once.", prog).parse_args(argv)
 
     def body(config, args):
@@ -138,16 +120,7 @@ def check_data_main(argv: Optional[List[str]] = None, prog: Optional[str] = None
         print(f"{len(problems)} problem(s) found" if problems else "All images decode; the data is ready to train on")
         return 1 if problems else 0
 
-    return _run(body, args, "check-data")
-
-
-def configs_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
-    """`paddle-cls configs`: the shipped configs, each with the source it follows."""
-    argparse.ArgumentParser(prog=prog, description="List the shipped configs (use them as -c NAME).").parse_args(argv)
-    print(f"shipped configs, in {shipped_configs_dir()}:")
-    for name, source in shipped_configs().items():
-        print(f"{name:<18} {source}")
-    return 0
+    return run_command(body, args, "check-data")
 
 
 def benchmark_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
@@ -188,8 +161,10 @@ def serve_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> 
         return 2
     try:
         folder, engine, device = serving_source(args)
+        # Grad-CAM (?cam=1) needs the trained dygraph model, which only a config names
+        explainer = ImageExplainer(load_config(args.config, args.override)) if args.config else None
         app = create_app(folder, engine, args.threads, int(args.max_upload_mb * 2**20), args.batch_size,
-                         args.max_wait_ms / 1000, args.topk, device)
+                         args.max_wait_ms / 1000, args.topk, device, explainer)
     except PaddleClsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -220,8 +195,8 @@ def serving_source(args: argparse.Namespace) -> Tuple[str, str, str]:
 
 
 COMMANDS = {"train": train_main, "eval": eval_main, "predict": predict_main, "export": export_main,
-            "check-data": check_data_main, "configs": configs_main, "benchmark": benchmark_main,
-            "serve": serve_main}
+            "check-data": check_data_main, "configs": configs_main, "models": models_main, "lr-find": lr_find_main,
+            "benchmark": benchmark_main, "serve": serve_main}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

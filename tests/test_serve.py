@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
+from browser import chromium
 from own_images import digits_config
 from paddle_cls.cli import predict_main
 from paddle_cls.deploy.export import export
@@ -131,6 +132,22 @@ def test_bad_uploads_get_a_4xx_and_the_server_goes_on(server, digits):
     assert "-> 413: bomb.png: over the limit of 40,000,000 pixels" in open(log).read()
 
 
+def test_cam_1_adds_the_grad_cam_of_each_image_and_the_answer_is_otherwise_the_same(server, digits):
+    url, _, _ = server
+    files = _digit_files(digits, ("seven", "two"), 1)
+    plain = requests.post(f"{url}/predict", files=[("file", open(path, "rb")) for path in files]).json()
+    with_cam = requests.post(f"{url}/predict?cam=1", files=[("file", open(path, "rb")) for path in files]).json()
+    assert all("cam" not in item for item in plain["predictions"]) and requests.get(f"{url}/info").json()["cam"]
+    for path, item, before in zip(files, with_cam["predictions"], plain["predictions"]):
+        assert item["topk"] == before["topk"]
+        header, data = item["cam"].split(",", 1)
+        assert header == "data:image/png;base64"
+        drawn = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert drawn.format == "PNG" and drawn.mode == "RGB" and drawn.size == Image.open(path).size
+    answer = requests.post(f"{url}/predict?cam=maybe", files={"file": open(files[0], "rb")})
+    assert answer.status_code == 422 and answer.json()["error"] == "cam: expected 1 or 0, got 'maybe'"
+
+
 def test_base64_is_read_as_standard_encoders_write_it():
     data = bytes(range(256)) * 3 + b"pn"  # every base64 character, standard and URL-safe; 770 bytes need "="
     mime = base64.encodebytes(data).decode()
@@ -180,23 +197,6 @@ def test_serving_without_an_export_is_a_one_line_error(tmp_path):
     assert config["Global"]["output_dir"] == str(tmp_path / "out")
 
 
-def _chromium():
-    """A headless Chromium (Debian's chromium and chromium-driver) driven by Selenium, or skip saying why."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    binary = next((path for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(path)), None)
-    driver = next((path for path in ("/usr/bin/chromedriver",) if os.path.exists(path)), None)
-    if binary is None or driver is None:
-        missing = "Chromium and its driver are not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("PADDLE_CLS_REQUIRE_BROWSER"):  # CI installs them: there the test must run
-            pytest.fail(missing)
-        pytest.skip(missing)
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
-
-
 @pytest.mark.browser
 def test_the_web_page_shows_the_label_of_an_uploaded_digit(server, digits):
     from selenium.webdriver.common.by import By
@@ -205,7 +205,7 @@ def test_the_web_page_shows_the_label_of_an_uploaded_digit(server, digits):
     url, _, _ = server
     path = _digit_files(digits, ("seven",), 1)[0]
     expected = requests.post(f"{url}/predict", files={"file": open(path, "rb")}).json()["predictions"][0]["topk"]
-    browser = _chromium()
+    browser = chromium()
     try:
         browser.get(f"{url}/")
         WebDriverWait(browser, 30).until(lambda b: "classes" in b.find_element(By.ID, "model").text)

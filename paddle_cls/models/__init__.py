@@ -1,9 +1,8 @@
 """Models. `MODELS` maps the names a config may use in `Arch.name` to their constructors."""
-from paddle.vision import models as zoo
-
 from .resnet import Model_ResNet18, ResBlock
 from .summary import layer_shapes, print_summary
 from .tutorial_nets import CNN, LeNet, MyNet, SimpleCNN
+from .vision_zoo import VISION_MODELS
 
 MODELS = {
     # the tutorials' own networks
@@ -12,16 +11,9 @@ MODELS = {
     "MyNet": MyNet,
     "CNN": CNN,
     "SimpleCNN": SimpleCNN,
-    # Paddle's zoo (num_classes defaults to 1000 for the ImageNet models)
-    "resnet18": zoo.resnet18,
-    "resnet34": zoo.resnet34,
-    "resnet50": zoo.resnet50,
-    "resnet101": zoo.resnet101,
-    "vgg16": zoo.vgg16,
-    "mobilenet_v1": zoo.mobilenet_v1,
-    "mobilenet_v2": zoo.mobilenet_v2,
-    "alexnet": zoo.alexnet,
-    "vision_LeNet": zoo.LeNet,  # Paddle's LeNet (ReLU), distinct from the course's LeNet above
+    # every model of paddle.vision.models by its constructor's name (num_classes defaults to 1000), and Paddle's
+    # LeNet (ReLU) as vision_LeNet, distinct from the course's LeNet above; see vision_zoo.py
+    **VISION_MODELS,
 }
 
 __all__ = ["CNN", "LeNet", "MODELS", "Model_ResNet18", "MyNet", "ResBlock", "SimpleCNN", "layer_shapes",

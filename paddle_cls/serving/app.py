@@ -2,19 +2,22 @@
 
     POST /predict   multipart field `file` (repeatable) or JSON {"images": ["<base64>", ...]}, optional `topk`
                     -> {"predictions": [{"topk": [{"label", "index", "probability"}, ...]}, ...]}
+                    with `?cam=1` each prediction also has "cam": a PNG data URL of the image with its Grad-CAM
+                    (where the model looks for its top-1 class; served with -c CONFIG, from the trained weights)
     GET  /health    {"status": "ok"}
-    GET  /info      model folder, classes, input shape, engine, versions
-    GET  /          a page to drop an image on and see its top-k labels as bars
+    GET  /info      model folder, classes, input shape, engine, versions, whether Grad-CAM is served
+    GET  /          a page to drop an image on and see its top-k labels as bars (and the Grad-CAM)
 
 Bad requests get a 4xx status with a one-line reason (`{"error": ...}`), are logged, and the server goes on.
 """
+import base64
 import email.parser
 import email.policy
 import json
 import os
 import platform
 from contextlib import asynccontextmanager
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -23,8 +26,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
 from .. import __version__
+from ..deploy.overlay import png_bytes
 from ..deploy.predictor import Predictor, top_k
-from ..errors import ConfigError
+from ..errors import ConfigError, PaddleClsError
 from ..utils.logger import logger
 from .batching import Batcher
 from .uploads import UploadError, base64_images, decode_upload
@@ -87,11 +91,19 @@ def model_input(predictor: Predictor, image: Image.Image, name: str) -> np.ndarr
         raise UploadError(422, f"{name}: {exc}") from None
 
 
+def _wants_cam(request):
+    value = request.query_params.get("cam", "0").lower()
+    if value not in ("0", "1", "true", "false"):
+        raise UploadError(422, f"cam: expected 1 or 0, got {value!r}")
+    return value in ("1", "true")
+
+
 def create_app(folder: str, engine: str = "inference", threads: Optional[int] = None, max_bytes: int = 8 << 20,
-               batch_size: int = 32, max_wait: float = 0.005, topk: int = 3, device: Optional[str] = None) -> Any:
+               batch_size: int = 32, max_wait: float = 0.005, topk: int = 3, device: Optional[str] = None,
+               explainer: Optional[Callable[[Image.Image], Tuple[np.ndarray, int]]] = None) -> Any:
     """The FastAPI app serving the export in `folder` with `engine` (inference or onnxruntime) on `device` (a
     Paddle device string, default Paddle's current one). Requests are preprocessed on the CPU, in worker
-    threads; only the batches reach the device."""
+    threads; only the batches reach the device. `explainer` (a `deploy.cam.ImageExplainer`) answers `?cam=1`."""
     predictor = Predictor(folder, engine, threads, device)
     batcher = Batcher(predictor.model, batch_size, max_wait)
     channels = 1 if predictor.info["color"] == "L" else 3
@@ -122,7 +134,7 @@ def create_app(folder: str, engine: str = "inference", threads: Optional[int] = 
 
         return {"model": os.path.abspath(folder), "engine": engine, "device": predictor.device,
                 "classes": predictor.names, "input_shape": predictor.info["input_shape"], "max_upload_bytes": max_bytes,
-                "batches_run": batcher.batches_run, "images_run": batcher.images_run,
+                "batches_run": batcher.batches_run, "images_run": batcher.images_run, "cam": explainer is not None,
                 "versions": {"paddle_cls": __version__, "paddle": paddle.__version__,
                              "python": platform.python_version()}}
 
@@ -150,14 +162,29 @@ def create_app(folder: str, engine: str = "inference", threads: Optional[int] = 
         if len(uploads) > MAX_IMAGES_PER_REQUEST:
             raise UploadError(413, f"{len(uploads)} images, over the limit of {MAX_IMAGES_PER_REQUEST} a request")
         k = _topk(wanted, topk, len(predictor.names))
+        cam = _wants_cam(request)
+        if cam and explainer is None:
+            raise UploadError(422, "cam: Grad-CAM needs the trained dygraph weights, which an export folder lacks: "
+                                   "serve with -c CONFIG instead of --model")
 
         def inputs():
             return np.stack([model_input(predictor, decode_upload(data, name, channels, max_bytes), name)
                              for name, data in uploads])
 
+        def overlays():  # each picture in colour, as the user sees it
+            try:
+                return ["data:image/png;base64," + base64.b64encode(png_bytes(explainer(
+                    decode_upload(data, name, 3, max_bytes))[0])).decode("ascii") for name, data in uploads]
+            except PaddleClsError as exc:  # the trained weights gone or changed since the server started
+                raise UploadError(500, f"cam: {exc}") from None
+
         logits = await batcher.logits(await run_in_threadpool(inputs))
-        return {"predictions": [{"topk": [{"label": name, "index": index[name], "probability": probability}
-                                          for name, probability in top_k(row, predictor.names, k)]}
-                                for row in logits]}
+        answer = {"predictions": [{"topk": [{"label": name, "index": index[name], "probability": probability}
+                                            for name, probability in top_k(row, predictor.names, k)]}
+                                  for row in logits]}
+        if cam:
+            for prediction, image in zip(answer["predictions"], await run_in_threadpool(overlays)):
+                prediction["cam"] = image
+        return answer
 
     return app
