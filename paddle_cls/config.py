@@ -12,8 +12,8 @@ from typing import Any, Iterable, List, Tuple
 
 import yaml
 
-from .config_schema import (GLOBAL_CHECKS, GLOBAL_DEFAULTS, LOADER_CHECKS, LOADER_SPLITS, REQUIRED_SECTIONS, SECTIONS,
-                            loader_defaults)
+from .config_schema import (GLOBAL_CHECKS, GLOBAL_DEFAULTS, LOADER_CHECKS, LOADER_SPLITS, REQUIRED_SECTIONS,
+                            SECTION_DEFAULTS, SECTIONS, loader_defaults, section_spec)
 from .errors import ConfigError
 from .utils.text import read_text
 
@@ -208,6 +208,8 @@ def load_config(path: str, overrides: Iterable[str] = ()) -> dict:
     for text in overrides:
         apply_override(config, text)
     validate(config, path)
+    for section in SECTION_DEFAULTS:
+        config[section] = section_spec(config, section)
     for split, loader in config["DataLoader"].items():  # what takes effect, as --print-config shows
         for key, value in loader_defaults(split).items():
             loader.setdefault(key, value)

@@ -27,6 +27,7 @@ GLOBAL_DEFAULTS = {
     "amp": "off",
     "amp_dtype": "float16",
     "to_static": False,
+    "cpu_conv": "auto",
     "checkpoint": None,
     "pretrained_model": None,
 }
@@ -70,6 +71,7 @@ GLOBAL_CHECKS = {
     "amp": (lambda v: v in ("off", "O1", "O2", False), "off, O1 or O2"),
     "amp_dtype": (lambda v: v in ("float16", "bfloat16"), "float16 or bfloat16"),
     "to_static": (lambda v: isinstance(v, bool), "true or false"),
+    "cpu_conv": (lambda v: v in ("auto", True, False), "auto (on a CPU only), true or false"),
     "checkpoint": (lambda v: v is None or isinstance(v, str), "a .pdparams path or null"),
     "pretrained_model": (lambda v: v is None or isinstance(v, str),
                          "a .pdparams file or checkpoint folder to fine-tune from, or null"),
@@ -85,6 +87,14 @@ LOADER_CHECKS = {
     "subset": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v) and v[0] < v[1],
                "[start, stop] with 0 <= start < stop"),
 }
+
+# the sections a config may leave out, as they are then built
+SECTION_DEFAULTS = {"Loss": {"name": "CrossEntropyLoss"}, "Metric": {"name": "Accuracy"}}
+
+
+def section_spec(config: dict, section: str) -> dict:
+    """`config[section]`, or its default (`SECTION_DEFAULTS`) when the config leaves it out or empty."""
+    return config.get(section) or dict(SECTION_DEFAULTS[section])
 
 
 def loader_defaults(split: str) -> Dict[str, object]:

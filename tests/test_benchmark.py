@@ -34,7 +34,8 @@ def test_loader_table_measures_every_loading_method():
 @pytest.mark.slow
 def test_folder_loader_row_times_both_loaders_and_the_model():
     rows = folder_loader_table(images=40, batch_size=8, model_steps=1, model_batch=4)
-    assert [row["loader"] for row in rows] == ["0 workers", "2 workers", "resnet18 training at 224 px"]
+    assert [row["loader"] for row in rows] == ["0 workers", "2 workers", "2 workers, full decode (before)",
+                                               "resnet18 training at 224 px"]
     assert all(row["images_per_s"] > 0 for row in rows)
 
 
@@ -56,3 +57,19 @@ def test_serving_table_drives_a_real_server_without_errors():
     rows = serving_table(clients=(1, 4), requests_per_run=16)
     assert [row["clients"] for row in rows] == [1, 4]
     assert all(row["errors"] == 0 and row["images_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0 for row in rows)
+
+
+def test_cpu_training_table_times_paddle_ours_and_pytorch_side_by_side():
+    from paddle_cls.benchmarks import format_cpu_training
+    from paddle_cls.benchmarks.training import cpu_training_table
+
+    rows = cpu_training_table(models=(("MyNet", 4),), steps=1, repeats=1, memory=False)
+    row = rows[0]
+    assert row["model"] == "MyNet" and row["batch"] == 4 and row["paddle"] > 0 and row["ours"] > 0
+    assert row["ours / paddle"] == round(row["ours"] / row["paddle"], 2)
+    if row["pytorch"] == "not installed":
+        assert row["ours / pytorch"] == "-"
+    else:
+        assert row["ours / pytorch"] == round(row["ours"] / row["pytorch"], 2)
+    text = "\n".join(format_cpu_training(rows))
+    assert "CPU training images/s" in text and "MyNet" in text and "ours / pytorch" in text

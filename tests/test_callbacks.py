@@ -36,7 +36,8 @@ class Calls(paddle.callbacks.Callback):
         self.calls.append(("epoch_begin", epoch, dict(logs)))
 
     def on_train_batch_end(self, step, logs=None):
-        self.calls.append(("batch_end", step, {key: float(value) for key, value in logs.items()}))
+        assert all(isinstance(value, (int, float)) for value in logs.values())  # plain numbers, as fit gives
+        self.calls.append(("batch_end", step, dict(logs)))
 
     def on_epoch_end(self, epoch, logs=None):
         self.calls.append(("epoch_end", epoch, dict(logs)))
@@ -74,6 +75,9 @@ def test_a_users_callback_gets_the_same_calls_and_logs_on_both_engines(data_dir,
     assert [logs["loss"] for logs in evaluations] == pytest.approx([row["dev_loss"] for row in history], rel=1e-6)
     assert [logs["Accuracy"] for logs in evaluations] == pytest.approx([row["dev_accuracy"] for row in history])
     assert calls.calls[0][0] == "train_begin" and calls.calls[-1][0] == "train_end"
+    # as paddle.Model.fit: each epoch's evaluation after its on_epoch_end, on both engines
+    order = [name for name, _, _ in calls.calls if name in ("epoch_begin", "epoch_end", "eval_end")]
+    assert order == ["epoch_begin", "epoch_end", "eval_end"] * 3
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -134,7 +138,7 @@ def test_the_course_runner_stops_on_a_nan_loss_at_its_step_without_being_asked()
     runner.loss_fn = loss_going_nan_at_step_2
     with pytest.raises(NonFiniteLoss, match=r"became nan at step 2\b"):
         runner.train(loader, num_epochs=3, log_steps=0, progress=False)
-    assert runner.global_step == 5  # found at the end of the first epoch, not after the run
+    assert runner.global_step == 2 and runner.train_step_losses[-1][0] == 2  # found at that step, not later
 
 
 def test_runner_save_writes_what_paddle_model_save_writes(tmp_path):

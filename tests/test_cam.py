@@ -11,7 +11,7 @@ from PIL import Image
 
 from paddle_cls.cli import predict_main
 from paddle_cls.config import load_config
-from paddle_cls.deploy.cam import GradCAM, feature_maps
+from paddle_cls.deploy.cam import MAX_OVERLAY_SIDE, GradCAM, ImageExplainer, feature_maps
 from paddle_cls.deploy.overlay import input_box, overlay
 from paddle_cls.deploy.trained import load_trained_model
 from paddle_cls.engine import train
@@ -147,6 +147,11 @@ def test_cam_layer_errors_are_one_line_listing_the_valid_layers(patch_run, capsy
     ("googlenet", [3, 64, 64], "_ince4e"),  # its last inception block is 1x1 at 64 px
     ("squeezenet1_1", [3, 64, 64], "_conv9"),
     ("shufflenet_v2_x0_25", [3, 64, 64], "_last_conv"),
+    # at CIFAR's 32 px the last map larger than 1x1 is inside a block: the block is taken, not a conv or branch in it
+    ("mobilenet_v2", [3, 32, 32], "features.13"),
+    ("shufflenet_v2_x0_25", [3, 32, 32], "3_8"),
+    ("mobilenet_v3_small", [3, 32, 32], "blocks.7"),
+    ("densenet121", [3, 32, 32], "db_conv_4"),
 ])
 def test_the_default_layer_is_the_last_convolutional_block(name, shape, layer):
     model = MODELS[name](num_classes=3)
@@ -172,3 +177,13 @@ def test_the_map_is_placed_where_resize_and_center_crop_took_the_input():
     drawn = overlay(np.full((48, 72, 3), 128, np.uint8), cam, input_box(steps, (72, 48)))
     assert (drawn[:, :14] == 128).all() and (drawn[:, 58:] == 128).all()  # cropped away: left as it was
     assert (drawn[5:40, 16:56] != 128).any(axis=2).all()  # under the map: coloured
+
+
+def test_a_served_overlay_of_a_large_photo_is_shrunk_to_its_long_side_limit(patch_run):
+    _, config, images, labels, _ = patch_run
+    explainer = ImageExplainer(config)
+    photo = Image.fromarray(images[0]).resize((3000, 2000), Image.NEAREST)  # a phone photo's size, the test picture
+    drawn, index = explainer(photo)
+    assert drawn.shape == (683, MAX_OVERLAY_SIDE, 3) and index == labels[0]
+    small, _ = explainer(Image.fromarray(images[0]))
+    assert small.shape == (*images[0].shape[:2], 3)  # a picture under the limit keeps its size

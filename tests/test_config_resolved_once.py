@@ -114,3 +114,13 @@ def test_whole_batch_loading_of_a_dataset_without_it_stops_before_anything_is_wr
                                           "CIFAR10Dataset only, not Cifar10"):
         train(config)
     assert not output_dir.exists()
+
+
+def test_print_config_shows_the_loss_and_metric_a_config_leaves_out(tmp_path, capsys):
+    config = yaml.safe_load(open("configs/mynet_cifar10.yml"))
+    del config["Loss"], config["Metric"]
+    path = tmp_path / "no_loss.yml"
+    path.write_text(yaml.safe_dump(config))
+    assert train_main(["-c", str(path), "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["Loss"] == {"name": "CrossEntropyLoss"} and shown["Metric"] == {"name": "Accuracy"}

@@ -20,7 +20,7 @@ from conftest import photo_patches
 from own_images import TO_INPUT
 from paddle_cls.cli import eval_main
 from paddle_cls.config import load_config
-from paddle_cls.data.cifar10 import read_cifar10_split
+from paddle_cls.data.cifar10 import CIFAR10_LABELS, read_cifar10_split
 from paddle_cls.data.loader import build_loader
 from paddle_cls.deploy.report import TOP_LOSSES
 from paddle_cls.deploy.trained import load_trained_model
@@ -238,3 +238,27 @@ def test_scores_where_a_class_has_no_samples_or_no_predictions_and_a_one_logit_m
     scores.add(np.array([[2.0], [-1.0]]), np.array([[0], [0]]), np.array([1, 0]))
     p1 = 1 / (1 + np.exp(-np.array([2.0, -1.0])))
     assert scores.confidences == pytest.approx([p1[0], 1 - p1[1]]) and scores.losses == pytest.approx(-np.log(1 - p1))
+
+
+def test_a_model_with_more_outputs_than_classes_is_evaluated_over_every_sample_of_each_class(data_dir, tmp_path):
+    # resnet18.yml keeps the chapter's 1000-way head on CIFAR-10's 10 classes: predictions may fall beyond them
+    overrides = [f"Global.data_dir={data_dir}", f"Global.output_dir={tmp_path}", "Global.device=cpu",
+                 "Arch={name: squeezenet1_1}", "DataLoader.Test.subset=[0, 40]",
+                 f"Global.checkpoint={tmp_path / 'untrained.pdparams'}"]
+    config = load_config("configs/mynet_cifar10.yml", overrides)
+    paddle.seed(3)
+    paddle.save(build_model(config).state_dict(), str(tmp_path / "untrained.pdparams"))
+    assert eval_main(["-c", "configs/mynet_cifar10.yml", *[arg for o in overrides for arg in ("-o", o)]]) == 0
+    per_class = json.load(open(tmp_path / "per_class_accuracy.json"))
+    logits, labels = [], []
+    model = load_trained_model(config)
+    for images, batch_labels in build_loader(config, "Test"):
+        logits.append(model(images).numpy())
+        labels.append(batch_labels.numpy().reshape(-1))
+    predictions, labels = np.concatenate(logits).argmax(axis=1), np.concatenate(labels)
+    assert (predictions >= 10).any()  # the case this test is about
+    for index, name in enumerate(CIFAR10_LABELS):
+        mine = labels == index
+        expected = (predictions[mine] == index).mean() if mine.any() else None
+        assert per_class[name] == expected, name
+    assert "(an output beyond the classes)" in open(tmp_path / "report.html", encoding="utf-8").read()

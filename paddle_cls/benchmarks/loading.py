@@ -1,7 +1,8 @@
 """Data-loading speed: building CIFAR-10's training split (ours against the course's method), and a folder of
-your own JPEG images through the image-file loader."""
+your own photos (12 MP JPEGs, as phones take them) through the image-file loader."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,10 +11,38 @@ import time
 from typing import List, Sequence
 
 import numpy as np
+from PIL import Image
 
 from .training import images_per_second
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+PHONE_SIZE = (4032, 3024)
+
+
+def phone_photos(count: int = 8, seed: int = 0) -> List[bytes]:
+    """`count` 12 MP JPEGs (4032 x 3024, quality 92, 3-5 MB) as phones take them: random crops of real
+    photographs (scikit-learn's sample images and matplotlib's grace_hopper.jpg) at the phone's size, with
+    sensor-like noise (without it a blown-up photo compresses to a fraction of a real one's size)."""
+    import matplotlib
+    from sklearn.datasets import load_sample_images
+
+    sources = [Image.fromarray(pixels) for pixels in load_sample_images().images]
+    sources.append(Image.open(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data",
+                                           "grace_hopper.jpg")).convert("RGB"))
+    rng = np.random.RandomState(seed)
+    photos = []
+    for index in range(count):
+        source = sources[index % len(sources)]
+        width, height = source.size
+        left, top = rng.randint(width // 5), rng.randint(height // 5)
+        crop = source.crop((left, top, left + 4 * width // 5, top + 4 * height // 5)).resize(PHONE_SIZE, Image.BICUBIC)
+        pixels = np.asarray(crop, np.int16) + rng.randint(-12, 13, (PHONE_SIZE[1], PHONE_SIZE[0], 3), np.int16)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=92)
+        photos.append(buffer.getvalue())
+    return photos
 
 
 def _peak_rss_child(code):
@@ -97,35 +126,33 @@ def loader_table(images_per_batch: int = 10000) -> List[dict]:
 
 def folder_loader_table(images: int = 160, batch_size: int = 32, workers: Sequence[int] = (0, 2), model_steps: int = 2,
                         model_batch: int = 16) -> List[dict]:
-    """Your own images: JPEG photos (400x300) through configs/imagefolder.yml's training loader (decode,
-    RandomResizedCrop 224, flip, colour jitter, normalise) with 0 and 2 workers, beside resnet18's training
-    speed at 224 px, to show which of the two is the bottleneck."""
-    import matplotlib
-    from PIL import Image
-
+    """Your own photos: 12 MP JPEGs (`phone_photos`) through configs/imagefolder.yml's training loader (decode at
+    the scale RandomResizedCrop 224 allows, crop, flip, colour jitter, normalise) with 0 and 2 workers; beside
+    them the same loader decoding every photo in full (as before reduced-scale decoding) and resnet18's training
+    speed at 224 px, to show which is the bottleneck."""
     from ..config import load_config
     from ..data.loader import build_loader
+    from ..data.samples import base_dataset
 
     root = tempfile.mkdtemp(prefix="folder-bench-")
-    photo = Image.open(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data",
-                                    "grace_hopper.jpg")).convert("RGB")
-    rng = np.random.RandomState(0)
-    width, height = photo.size
+    photos = phone_photos(min(images, 8))
     for index in range(images):
-        left, top = rng.randint(width // 4), rng.randint(height // 4)
         folder = os.path.join(root, "train", f"class{index % 4}")
         os.makedirs(folder, exist_ok=True)
-        photo.crop((left, top, left + 3 * width // 4, top + 3 * height // 4)).resize((400, 300)).save(
-            os.path.join(folder, f"{index}.jpg"), quality=90)
+        with open(os.path.join(folder, f"IMG_{index:04d}.jpg"), "wb") as file:
+            file.write(photos[index % len(photos)])
     rows = []
-    for count in workers:
+    for count, full in [(count, False) for count in workers] + [(max(workers), True)]:
         config = load_config("imagefolder", [f"Global.data_dir={root}", f"DataLoader.Train.num_workers={count}",
                                            f"DataLoader.Train.batch_size={batch_size}"])
         loader = build_loader(config, "Train")
+        if full:
+            base_dataset(loader.dataset)[0].decode_size = None
         start, seen = time.perf_counter(), 0
         for batch_images, _ in loader:
             seen += batch_images.shape[0]
-        rows.append({"loader": f"{count} workers", "images_per_s": round(seen / (time.perf_counter() - start), 1)})
+        rows.append({"loader": f"{count} workers" + (", full decode (before)" if full else ""),
+                     "images_per_s": round(seen / (time.perf_counter() - start), 1)})
     model_speed = images_per_second("resnet18", "bare loop", model_steps, model_batch, warmup=1, repeats=1,
                                     shape=[3, 224, 224])
     rows.append({"loader": "resnet18 training at 224 px", "images_per_s": round(model_speed, 1)})

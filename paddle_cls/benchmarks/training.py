@@ -1,4 +1,5 @@
-"""Training speed: the engines against a bare loop, data-parallel processes on the CPU, memory per epoch."""
+"""Training speed: the engines against a bare loop, data-parallel processes on the CPU, memory per epoch, and the
+CPU training path (`use_cpu_conv`) against Paddle's default and PyTorch."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -15,7 +16,9 @@ import paddle.nn.functional as F
 from ..engine.runner import RunnerV3
 from ..metrics import Accuracy
 from ..models import MODELS
+from ..models.cpu_conv import use_cpu_conv
 from ..utils.runtime import default_cpu_threads, set_cpu_threads
+from .torch_models import torch_trainer
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL_INPUTS = {"LeNet": [1, 28, 28], "MyNet": [3, 32, 32], "Model_ResNet18": [3, 32, 32], "resnet18": [3, 32, 32]}
@@ -128,3 +131,108 @@ def memory_growth(epochs: int = 5, steps: int = 20, batch_size: int = 32) -> Lis
         runner.train(loader, num_epochs=1, log_steps=0)
         sizes.append(int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20)
     return [round(size, 1) for size in sizes]
+
+
+# The CPU training table: resnet18.yml's and model_resnet18.yml's models at their batch of 64, and one small model.
+CPU_TABLE_MODELS = (("resnet18", 64), ("Model_ResNet18", 64), ("MyNet", 32))
+CPU_PATHS = ("paddle", "ours", "pytorch")
+
+
+def _paddle_trainer(name, images, labels, batched):
+    model = _model(name)
+    if batched:
+        use_cpu_conv(model)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
+    inputs, targets = paddle.to_tensor(images), paddle.to_tensor(labels)
+
+    def step():
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        return loss.item()
+
+    return step
+
+
+def _trainer(path, name, images, labels, threads):
+    if path == "pytorch":
+        return torch_trainer(name, images, labels, threads)
+    return _paddle_trainer(name, images, labels, batched=path == "ours")
+
+
+def _batch(name, batch_size):
+    rng = np.random.RandomState(0)
+    return (rng.randn(batch_size, *MODEL_INPUTS[name]).astype(np.float32),
+            rng.randint(0, 10, size=batch_size).astype(np.int64))
+
+
+def peak_step_memory(name: str, batch_size: int, path: str, steps: int = 2) -> float:
+    """Peak RSS (MB) of `steps` training steps of `name` on `path` (paddle, ours or pytorch) over the RSS before the
+    model was built, in this process: run it in a fresh one (`cpu_training_table` does)."""
+    threads = default_cpu_threads()
+    set_cpu_threads(threads)
+    images, labels = _batch(name, batch_size)
+    with open("/proc/self/clear_refs", "w") as file:
+        file.write("5")  # reset VmHWM, the peak RSS, to the current RSS (Linux)
+    base = _rss_kb("VmRSS:")
+    step = _trainer(path, name, images, labels, threads)
+    for _ in range(steps):
+        step()
+    return (_rss_kb("VmHWM:") - base) / 1024
+
+
+def _rss_kb(field):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
+
+
+def _peak_in_child(name, batch_size, path):
+    imports = "import numpy.random\nimport paddle\n" + ("import torch\n" if path == "pytorch" else "")
+    script = (f"import sys\nsys.path.insert(0, {_PACKAGE_PARENT!r})\n{imports}"
+              f"from paddle_cls.benchmarks.training import peak_step_memory\n"
+              f"print(peak_step_memory({name!r}, {batch_size}, {path!r}))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return round(float(result.stdout.split()[-1])) if result.returncode == 0 else "failed"
+
+
+def _timed(step, steps, batch_size):
+    time.sleep(0.2)  # the other library's OpenMP threads stop spinning before the clock starts
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def cpu_training_table(models: Sequence[Tuple[str, int]] = CPU_TABLE_MODELS, steps: int = 4, repeats: int = 3,
+                       memory: bool = True, threads: Optional[int] = None) -> List[dict]:
+    """Training images/s on the CPU, Adam on one fixed batch per model: Paddle's default path, ours
+    (`use_cpu_conv`), and PyTorch fp32 on the same model and threads when `import torch` works ("not installed"
+    otherwise), with the ratios. The paths take turns, `repeats` rounds of `steps` steps each after 2 warm-up
+    steps, and each keeps its best round, so that load on the machine weighs on all alike. With `memory`, also
+    each path's peak RSS over a training step (MB), each measured in a fresh process (on all cores). `threads`:
+    CPU threads for both libraries (default: every core this process may use). `load` is the machine's
+    1-minute load average after the timings: PyTorch's OpenMP threads slow down far more than Paddle's when
+    other processes compete for the cores, so compare ratios taken on an idle machine (load below the cores)."""
+    threads = threads or default_cpu_threads()
+    set_cpu_threads(threads)
+    rows = []
+    for name, batch_size in models:
+        images, labels = _batch(name, batch_size)
+        trainers = {path: _trainer(path, name, images, labels, threads) for path in CPU_PATHS}
+        trainers = {path: step for path, step in trainers.items() if step is not None}
+        for step in trainers.values():
+            for _ in range(2):
+                step()
+        best = dict.fromkeys(trainers, 0.0)
+        for _ in range(repeats):
+            for path, step in trainers.items():
+                best[path] = max(best[path], _timed(step, steps, batch_size))
+        row = {"model": name, "batch": batch_size, "threads": threads, "load": round(os.getloadavg()[0], 1)}
+        row.update({path: round(best[path], 1) if path in best else "not installed" for path in CPU_PATHS})
+        row["ours / paddle"] = round(row["ours"] / row["paddle"], 2)
+        for path in ("paddle", "ours"):
+            row[f"{path} / pytorch"] = round(row[path] / row["pytorch"], 2) if "pytorch" in best else "-"
+        if memory:
+            row.update({f"{path} peak MB": _peak_in_child(name, batch_size, path) for path in trainers})
+        rows.append(row)
+    return rows

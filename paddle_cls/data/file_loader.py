@@ -1,8 +1,10 @@
 """`ImageFilesLoader`: batches of the user's image files decoded in worker processes, whose errors reach the run."""
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import signal
+from collections import deque
 
 import numpy as np
 import paddle
@@ -47,13 +49,18 @@ class ImageFilesLoader:
 
     `paddle.io.DataLoader` hides that error: its reading thread dies and the run waits forever, or the main
     process only sees "Blocking queue is killed". A process pool hands the error itself back.
+
+    At most `prefetch` batches (default two per worker) are read ahead of the one the run is using: where the
+    workers outpace the training step (photos decoded at a reduced scale, `data.reduced_decode`), the batches
+    waiting (19 MB each at 32 x 3 x 224 x 224) do not pile up over the epoch.
     """
 
-    def __init__(self, dataset, batch_sampler, num_workers=0, worker_init_fn=None):
+    def __init__(self, dataset, batch_sampler, num_workers=0, worker_init_fn=None, prefetch=None):
         self.dataset = dataset
         self.batch_sampler = batch_sampler
         self.num_workers = num_workers
         self.worker_init_fn = worker_init_fn
+        self.prefetch = prefetch or 2 * max(1, num_workers)
 
     def __len__(self):
         return len(self.batch_sampler)
@@ -65,5 +72,10 @@ class ImageFilesLoader:
             return
         context = multiprocessing.get_context("fork")
         with context.Pool(self.num_workers, _start_worker, (self.dataset, self.worker_init_fn)) as pool:
-            for batch in pool.imap(_read_batch, iter(self.batch_sampler), chunksize=1):
+            batches = iter(self.batch_sampler)
+            pending = deque(pool.apply_async(_read_batch, (indices,))
+                            for indices in itertools.islice(batches, self.prefetch))
+            while pending:
+                batch = pending.popleft().get()
+                pending.extend(pool.apply_async(_read_batch, (indices,)) for indices in itertools.islice(batches, 1))
                 yield [paddle.to_tensor(part) for part in batch]

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 from ..utils.text import read_text
+from .reduced_decode import EXIF_ORIENTATION, decode_size, draft
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -27,9 +28,6 @@ def resolve(path: str, data_dir: Optional[str]) -> str:
     if data_dir and not os.path.isabs(path):
         path = os.path.join(os.path.expanduser(str(data_dir)), path)
     return path
-
-
-EXIF_ORIENTATION = 0x0112
 
 
 def in_model_mode(image: Image.Image, channels: int = 3) -> Image.Image:
@@ -45,14 +43,17 @@ def in_model_mode(image: Image.Image, channels: int = 3) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def read_image(path: str, channels: int = 3) -> Image.Image:
-    """Decode `path` as an RGB (or, with `channels=1`, grey) PIL image, whatever its mode.
+def read_image(path: str, channels: int = 3, size: Optional[Tuple[int, int]] = None) -> Image.Image:
+    """Decode `path` as an RGB (or, with `channels=1`, grey) PIL image, whatever its mode; with `size` (width,
+    height, upright), a JPEG is decoded at the smallest reduced scale still at least that size
+    (`reduced_decode.draft`; `reduced_decode.decode_size` gives the size a model's transforms need).
 
     Raises:
         DataError: naming the file, when it is missing or cannot be decoded.
     """
     try:
         with Image.open(path) as image:
+            draft(image, size)
             image.load()
             return in_model_mode(image, channels)
     except FileNotFoundError:
@@ -94,7 +95,8 @@ def _holdout(samples: Sequence[Tuple[str, int]], split: Optional[str], val_fract
 
 
 class ImageFiles(paddle.io.Dataset):
-    """Image files with labels; `classes` holds the class names in label order."""
+    """Image files with labels; `classes` holds the class names in label order. JPEGs are decoded at the reduced
+    scale their transforms allow (`decode_size`: `Resize 256` decodes a 12 MP photo at 1/8)."""
 
     label_names = None  # each dataset's own (its `classes`), known once its files are indexed
     own_images = True
@@ -110,13 +112,14 @@ class ImageFiles(paddle.io.Dataset):
         self.label_names = tuple(self.classes)
         self.transform = transforms
         self.channels = channels
+        self.decode_size = decode_size(transforms) if transforms is not None else None
         if not samples:
             raise DataError(f"{where}: no images to use")
 
     def __getitem__(self, index):
         path, label = self.samples[index]
         try:
-            image = read_image(path, self.channels)
+            image = read_image(path, self.channels, self.decode_size)
         except DataError as exc:
             raise DataError(f"{exc}; remove or replace it (tools/check_data.py lists every such file)") from None
         if self.transform is not None:

@@ -10,7 +10,7 @@ It needs the model in Python (the dygraph weights): an export has no gradients t
 from __future__ import annotations
 
 import threading
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import paddle
@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..data.preprocessing import build_preprocess, preprocessing_steps
 from ..errors import ConfigError
+from ..models.summary import probe
 from .overlay import input_box, overlay
 from .trained import load_trained_model
 
@@ -37,23 +38,27 @@ def feature_maps(model: paddle.nn.Layer, input_shape: Sequence[int]) -> List[Tup
             if isinstance(output, paddle.Tensor) and output.ndim == 4:
                 found.append((name, call, list(output.shape), isinstance(layer, _ADAPTIVE_POOLS)))
 
-        hooks.append(layer.register_forward_post_hook(record))
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad():
-            model(paddle.zeros([1, *input_shape], dtype="float32"))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        if was_training:
-            model.train()
+        hooks.append((layer, record))
+    probe(model, [1, *input_shape], hooks)
     return [(name, call, shape) for name, call, shape, adaptive in found if not adaptive]
 
 
-def default_layer(maps: Sequence[Tuple[str, int, List[int]]]) -> Tuple[str, int]:
-    """The last convolutional block: the last sublayer whose output is a feature map larger than 1x1 (global
-    pooling, the flattening and the classifier come after it), as `(name, call number)`.
+def stage_names(model: paddle.nn.Layer) -> Set[str]:
+    """The model's top-level sublayers and the members of its top-level `Sequential` / `LayerList` containers:
+    the whole blocks a default Grad-CAM layer is chosen among (not a branch or a conv inside one)."""
+    names = set()
+    for name, child in model.named_children():
+        names.add(name)
+        if isinstance(child, (paddle.nn.Sequential, paddle.nn.LayerList)):
+            names.update(f"{name}.{inner}" for inner, _ in child.named_children())
+    return names
+
+
+def default_layer(maps: Sequence[Tuple[str, int, List[int]]],
+                  stages: Optional[Set[str]] = None) -> Tuple[str, int]:
+    """The last convolutional block: the last whole block (one of `stages`, see `stage_names`; any sublayer when
+    none qualifies) whose output is a feature map larger than 1x1 (global pooling, the flattening and the
+    classifier come after it), as `(name, call number)`.
 
     Raises:
         ConfigError: the model makes no such map at this input size.
@@ -62,7 +67,8 @@ def default_layer(maps: Sequence[Tuple[str, int, List[int]]]) -> Tuple[str, int]
     if not spatial:
         raise ConfigError("the model makes no feature map larger than 1x1 at this input size: Grad-CAM has "
                           "nothing to locate with")
-    return spatial[-1]
+    blocks = [item for item in spatial if stages is None or item[0] in stages]
+    return (blocks or spatial)[-1]
 
 
 class GradCAM:
@@ -83,7 +89,7 @@ class GradCAM:
         self.model, self.input_shape = model, list(input_shape)
         maps = feature_maps(model, input_shape)
         if layer is None:
-            self.layer, self.call = default_layer(maps)
+            self.layer, self.call = default_layer(maps, stage_names(model))
         else:
             calls = [call for name, call, _ in maps if name == layer]
             if not calls:
@@ -129,11 +135,15 @@ class GradCAM:
         return cam[:, 0].numpy().clip(0, 1), scores
 
 
+MAX_OVERLAY_SIDE = 1024  # a served overlay of a 12 MP photo at full size takes seconds and a 35 MB PNG
+
+
 class ImageExplainer:
     """Grad-CAM overlays of pictures for a config's trained model (`trained.load_trained_model`, loaded at the
     first call; calls from several threads run one at a time): `explainer(image)` takes a PIL image as the user
     sees it and returns `(overlay uint8 [H, W, 3], class index)`, the map of the model's top-1 class drawn over
-    the part of the picture the model's input shows (`overlay.input_box`)."""
+    the part of the picture the model's input shows (`overlay.input_box`), the picture shrunk to at most
+    `MAX_OVERLAY_SIDE` pixels on its long side."""
 
     def __init__(self, config: dict, layer: Optional[str] = None):
         self.config, self.layer = config, layer
@@ -149,5 +159,8 @@ class ImageExplainer:
             if self.cam is None:
                 self.cam = GradCAM(load_trained_model(self.config), shape, self.layer)
             heat, logits = self.cam(sample[None])
-        picture = np.asarray(image.convert("RGB"))
-        return overlay(picture, heat[0], input_box(self.steps, image.size)), int(np.argmax(logits[0]))
+        box, scale = input_box(self.steps, image.size), min(1.0, MAX_OVERLAY_SIDE / max(image.size))
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+            box = tuple(edge * scale for edge in box)
+        return overlay(np.asarray(image.convert("RGB")), heat[0], box), int(np.argmax(logits[0]))

@@ -10,6 +10,7 @@ from typing import Tuple
 import numpy as np
 
 from ..build import build
+from ..config_schema import section_spec
 from ..data.loader import build_dataset, class_names, datasets_built_once
 from ..metrics import Accuracy, confusion_matrix
 from ..utils.logger import logger
@@ -40,6 +41,9 @@ class _RecordingAccuracy(Accuracy):
 METRICS_RECORDING = {"Accuracy": _RecordingAccuracy}
 
 
+BEYOND_THE_CLASSES = "(an output beyond the classes)"
+
+
 def _in_order(config):
     """The config with its test split unshuffled: sample i of the evaluation is sample i of the dataset (the
     report fetches the pictures of the highest-loss ones by that index); the numbers do not depend on order."""
@@ -66,15 +70,16 @@ def evaluate(config: dict, engine: str = "auto") -> Tuple[float, float]:
 
 def _evaluate(config, engine):
     model = trained_model(config, engine)
-    recorder = build(METRICS_RECORDING, config.get("Metric") or {"name": "Accuracy"}, "Metric")
+    recorder = build(METRICS_RECORDING, section_spec(config, "Metric"), "Metric")
     score, loss, count = test_model(model, config, recorder)  # one pass gives the [Test] line and the matrix
-    names = class_names(config)
-    samples = recorder.samples
-    predictions, labels = samples.predictions, samples.labels
-    size = max(len(names), int(predictions.max()) + 1, int(labels.max()) + 1)
-    matrix = confusion_matrix(labels, predictions, size)[:len(names), :len(names)]
+    classes = class_names(config)
+    names, samples = list(classes), recorder.samples
+    if (samples.predictions >= len(classes)).any():  # a model with more outputs than classes (resnet18.yml's 1000)
+        names.append(BEYOND_THE_CLASSES)  # one more column gathers those predictions: each row keeps its samples
+        samples.predictions = np.minimum(samples.predictions, len(classes))
+    matrix = confusion_matrix(samples.labels, samples.predictions, len(names))
     per_class = {}
-    for index, name in enumerate(names):
+    for index, name in enumerate(classes):
         total = int(matrix[index].sum())
         per_class[name] = matrix[index, index] / total if total else None
         shown = f"{per_class[name]:.4f} ({matrix[index, index]}/{total})" if total else "no samples"

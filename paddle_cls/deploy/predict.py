@@ -1,6 +1,7 @@
 """Classifying image files and test-split samples with a trained model."""
 from __future__ import annotations
 
+import copy
 import os
 from typing import List, Optional, Sequence, Tuple
 
@@ -65,9 +66,11 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
     """
     settings = config["Global"]
     network = trained_model(config, _cam_engine(engine) if cam else engine)
-    explainer = GradCAM(network, settings["image_shape"], cam_layer) if cam else None
-    cams, taken = [], set()
     level, dtype = run_precision(network, config)
+    # at O2 the runner below casts the weights to float16 in place: the CAM keeps a float32 copy
+    explainer = GradCAM(copy.deepcopy(network) if level == "O2" else network, settings["image_shape"],
+                        cam_layer) if cam else None
+    cams, taken = [], set()
     runner = RunnerV3(network, None, None, None, amp_level=level, amp_dtype=dtype)  # as the run computed
     model = lambda batch: runner.predict(paddle.to_tensor(batch)).astype("float32").numpy()  # noqa: E731
     results, failures, pictures = [], [], []

@@ -10,6 +10,7 @@ import paddle
 
 from ..data.loader import build_loader, class_names
 from ..engine.components import build_loss, build_metric, build_model
+from ..models.cpu_conv import apply_cpu_conv
 from ..engine.runner import RunnerV3
 from ..errors import CheckpointError
 from ..utils.logger import logger
@@ -94,7 +95,9 @@ def trained_model(config: dict, engine: str = "auto") -> paddle.nn.Layer:
     set_device(settings["device"], settings["num_threads"])  # first: auto picks onnxruntime for a CPU only
     engine = choose_engine(engine, folder, trained_weights_path(config), paddle.get_device())
     if engine == "dygraph":
-        return load_trained_model(config)
+        model = load_trained_model(config)
+        apply_cpu_conv(model, settings["cpu_conv"], paddle.get_device())  # not in load_trained_model: export's
+        return model
     info = read_export_info(folder)
     names, shape = list(class_names(config)), settings["image_shape"]
     if info["label_names"] != names or list(info["input_shape"]) != list(shape):

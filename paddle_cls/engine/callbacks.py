@@ -4,19 +4,20 @@ RunnerV3 calls its callbacks as `paddle.Model.fit` does, and on the hapi engine 
 calls on in the same form, so that one callback serves both engines. What a callback gets:
 
 - `set_model(model)`: the `RunnerV3` or the `paddle.Model`; both have `network`, `stop_training` (set it to stop
-  after the current epoch and its evaluation) and `save(path)` (writes `path.pdparams` and `path.pdopt`).
+  after the current epoch and its evaluation), `save(path)` (writes `path.pdparams` and `path.pdopt`) and the
+  optimizer under the private name Paddle's own callbacks read (`ReduceLROnPlateau`, `VisualDL` and `EarlyStopping`
+  work on both engines).
 - `set_params(params)`: `epochs` (of the whole run, also when resumed), `steps` (per epoch), `verbose`, `metrics`.
 - `on_train_begin(logs)`, `on_train_end(logs)`; `on_epoch_begin(epoch, logs)` with `logs["global_step"]`, the first
   step this epoch runs (epochs and steps count from the start of the run, also after a resume).
 - `on_train_batch_begin(step, logs)`, `on_train_batch_end(step, logs)`: `step` within the epoch; `logs` has
-  `global_step`, and at the end `loss` (the batch's mean loss: a float, or on RunnerV3 a 0-d float32 tensor,
-  kept on the device so that a step never waits for it; `float()` reads it) and `lr` (the rate this step used).
+  `global_step`, and at the end `loss` (the batch's mean loss, a float) and `lr` (the rate this step used).
 - `on_epoch_end(epoch, logs)`: `loss` (the epoch's mean training loss, a float), `lr`, `global_step` (the next
   step), and the score under the metric's name when the engine measured train accuracy.
 - `on_eval_begin(logs)`, `on_eval_end(logs)` around each evaluation during training: `loss` (the mean over
   every batch of every process) and the score under the metric's name (`metrics.score_name`), as floats, and
-  `global_step` (the step it follows). On RunnerV3 they may come mid-epoch (`Global.eval_steps`); on hapi they
-  come after `on_epoch_end`.
+  `global_step` (the step it follows). An evaluation after each epoch comes after `on_epoch_end` on both engines;
+  RunnerV3's evaluations every `Global.eval_steps` steps come inside an epoch.
 
 The order of a run's callbacks matters where one reads what another wrote: see `run_callbacks`.
 """
@@ -39,27 +40,31 @@ from ..utils.weights import check_finite_weights
 CHECK_EVERY = 200
 
 
-def loss_values(losses: Sequence) -> np.ndarray:
-    """Step losses as given in `logs["loss"]` (floats, or 0-d tensors read back from the device at once)."""
-    if losses and isinstance(losses[0], paddle.Tensor):
-        return paddle.stack(list(losses)).reshape([-1]).astype("float32").numpy()
-    return np.asarray(losses, dtype=np.float64)
+def checked_callbacks(callbacks: Iterable, where: str) -> List[paddle.callbacks.Callback]:
+    """`callbacks` as a list, each checked to be a `paddle.callbacks.Callback` (TypeError naming `where` if not)."""
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        if not isinstance(callback, paddle.callbacks.Callback):
+            raise TypeError(f"{where}: {callback!r} is not a paddle.callbacks.Callback; subclass it and define the "
+                            "hooks you need (on_epoch_end(epoch, logs), ...)")
+    return callbacks
 
 
-def user_callbacks(callbacks: Iterable, save_dir: str) -> List[paddle.callbacks.Callback]:
-    """The callbacks a user gives `train(config, callbacks=[...])`, checked; `paddle.callbacks.EarlyStopping` gets
-    `save_dir` for its best model (`paddle.Model.fit` sets it from its own save_dir the same way).
+def user_callbacks(callbacks: Iterable, save_dir: str, evaluates: bool) -> List[paddle.callbacks.Callback]:
+    """The callbacks a user gives `train(config, callbacks=[...])`, checked; `paddle.callbacks.EarlyStopping` keeps
+    its best model in this run's `save_dir` (`paddle.Model.fit` sets it from its own save_dir the same way), and
+    is said to do nothing in a run without evaluation (`evaluates` false).
 
     Raises:
         TypeError: one is not a `paddle.callbacks.Callback`.
     """
-    callbacks = list(callbacks or [])
+    callbacks = checked_callbacks(callbacks, "train(callbacks=...)")
     for callback in callbacks:
-        if not isinstance(callback, paddle.callbacks.Callback):
-            raise TypeError(f"train(callbacks=...): {callback!r} is not a paddle.callbacks.Callback; subclass it and "
-                            "define the hooks you need (on_epoch_end(epoch, logs), ...)")
-        if isinstance(callback, paddle.callbacks.EarlyStopping) and callback.save_dir is None:
+        if isinstance(callback, paddle.callbacks.EarlyStopping):
             callback.save_dir = save_dir
+            if not evaluates:
+                logger.info("EarlyStopping: this run evaluates nothing (set Global.eval_per_epoch or eval_steps), "
+                            "so it will not stop it")
     return callbacks
 
 
@@ -78,22 +83,24 @@ class EpochRecorder(paddle.callbacks.Callback):
     learning rate, the train accuracy when `train_accuracy` (and the engine measured it), the loss and score of
     the epoch's last evaluation, and the seconds from the epoch's start to its row.
 
-    `evaluates_after_epoch`: the engine evaluates after `on_epoch_end` (hapi), so the row waits for that.
+    `evaluates_after_epoch`: the run evaluates after each `on_epoch_end`, so the row waits for that.
+    `evaluation`: `(loss, score)` of an evaluation earlier in the epoch a run resumes inside of.
     """
 
     def __init__(self, history: EpochHistory, score_name: str, train_accuracy: bool = False,
-                 evaluates_after_epoch: bool = False) -> None:
+                 evaluates_after_epoch: bool = False, evaluation: Optional[tuple] = None) -> None:
         super().__init__()
         self.history = history
         self.score_name = score_name
         self.train_accuracy = train_accuracy
         self.evaluates_after_epoch = evaluates_after_epoch
         self._row = None
-        self._evaluation = None
+        self._evaluation = evaluation
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self._start = time.time()
-        self._evaluation = None
+        if logs["global_step"] % self.params["steps"] == 0:  # not a resume inside the epoch
+            self._evaluation = None
 
     def on_eval_end(self, logs: Optional[dict] = None) -> None:
         self._evaluation = (logs["loss"], logs[self.score_name])
@@ -120,37 +127,29 @@ class EpochRecorder(paddle.callbacks.Callback):
 
 
 class StopOnNonFinite(paddle.callbacks.Callback):
-    """Stops the run (NonFiniteLoss) when a step's loss is NaN or infinite, or the weights are: losses given as
-    floats are checked at once, tensors every `CHECK_EVERY` steps, at each epoch's end and after each step where
-    `saves_after(global_step)` (a checkpoint follows: it must hold no broken step), read back together; the
-    weights as often (on some CPUs relu maps NaN to 0, so the loss can stay finite while they are NaN)."""
+    """Stops the run (NonFiniteLoss) when a step's loss is NaN or infinite, or the weights are. The loss is checked
+    every step; the weights every `check_every` steps, at each epoch's end and after each step where
+    `saves_after(global_step)` (a checkpoint follows: it must hold no broken weights), because on some CPUs relu
+    maps NaN to 0, so the loss can stay finite while the weights are NaN."""
 
     def __init__(self, saves_after: Callable[[int], bool] = lambda step: False, check_every: int = CHECK_EVERY) -> None:
         super().__init__()
         self.saves_after = saves_after
         self.check_every = check_every
-        self._pending = []
+        self._last_step = None
 
     def on_train_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
-        self._pending.append((logs["global_step"], logs["loss"]))
-        if len(self._pending) >= self.check_every or self.saves_after(logs["global_step"]):
-            self._check()
-        elif not isinstance(logs["loss"], paddle.Tensor):
-            self._check(weights=False)
+        loss, self._last_step = float(logs["loss"]), logs["global_step"]
+        if not np.isfinite(loss):
+            raise NonFiniteLoss(f"the training loss became {loss} at step {self._last_step}")
+        if (self._last_step + 1) % self.check_every == 0 or self.saves_after(self._last_step):
+            self._check_weights()
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        self._check()
+        self._check_weights()
 
-    def _check(self, weights=True):
-        if self._pending:
-            steps = [step for step, _ in self._pending]
-            values = loss_values([loss for _, loss in self._pending])
-            self._pending = []
-            bad = np.flatnonzero(~np.isfinite(values))
-            if len(bad):
-                raise NonFiniteLoss(f"the training loss became {values[bad[0]]} at step {steps[bad[0]]}")
-            self._last_step = steps[-1]
-        if weights and hasattr(self, "_last_step"):
+    def _check_weights(self):
+        if self._last_step is not None:
             check_finite_weights(self.model.network, f"at step {self._last_step}")
 
 
@@ -207,10 +206,7 @@ def with_defaults(callbacks: Iterable, progress: bool) -> List[paddle.callbacks.
     Raises:
         TypeError: one is not a `paddle.callbacks.Callback`.
     """
-    callbacks = list(callbacks)
-    for callback in callbacks:
-        if not isinstance(callback, paddle.callbacks.Callback):
-            raise TypeError(f"RunnerV3.train: callback {callback!r} is not a paddle.callbacks.Callback")
+    callbacks = checked_callbacks(callbacks, "RunnerV3.train(callbacks=...)")
     if not any(isinstance(callback, StopOnNonFinite) for callback in callbacks):
         callbacks.insert(0, StopOnNonFinite())
     if not any(isinstance(callback, ProgressBars) for callback in callbacks):
@@ -220,14 +216,14 @@ def with_defaults(callbacks: Iterable, progress: bool) -> List[paddle.callbacks.
 
 def run_callbacks(history: EpochHistory, score_name: str, settings: dict, engine_callbacks: Sequence,
                   scalars: Optional[paddle.callbacks.Callback], scheduler: Optional[paddle.optimizer.lr.LRScheduler],
-                  by_epoch: bool, checkpointer: paddle.callbacks.Callback, evaluates_after_epoch: bool = False
-                  ) -> List[paddle.callbacks.Callback]:
+                  by_epoch: bool, checkpointer: paddle.callbacks.Callback, evaluates_after_epoch: bool = False,
+                  evaluation: Optional[tuple] = None) -> List[paddle.callbacks.Callback]:
     """The callbacks of a config's run on either engine, in the order they must run: the NaN check first (nothing
-    is recorded or saved from a broken step), then the engine's own (`engine_callbacks`: the per-epoch evaluation,
-    the best model), the epoch's row, the VisualDL records, the schedule stepped before the checkpoint that saves
-    it, and the progress bars last."""
+    is recorded or saved from a broken step), then the engine's own (`engine_callbacks`: train accuracy, the best
+    model), the epoch's row, the VisualDL records, the schedule stepped before the checkpoint that saves it, and
+    the progress bars last. `evaluates_after_epoch` and `evaluation`: see `EpochRecorder`."""
     callbacks = [StopOnNonFinite(checkpointer.saves_after), *engine_callbacks,
-                 EpochRecorder(history, score_name, settings["train_accuracy"], evaluates_after_epoch)]
+                 EpochRecorder(history, score_name, settings["train_accuracy"], evaluates_after_epoch, evaluation)]
     if scalars is not None:
         callbacks.append(scalars)
     if scheduler is not None:

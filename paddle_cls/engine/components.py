@@ -14,6 +14,7 @@ from ..losses import LOSSES
 from ..metrics import METRICS
 from ..models import MODELS
 from ..optim import OptimizerParts, build_optimizer
+from ..models.cpu_conv import apply_cpu_conv
 from ..models.finetune import FINETUNE_KEYS, prepare_finetune
 
 
@@ -75,10 +76,12 @@ def check_components(config: dict) -> paddle.nn.Layer:
 
 def build_components(config: dict) -> Components:
     """Model (with its pretrained weights, see `finetune`), optimizer, loss and metric from the config; built
-    before the training data is read, so a config mistake surfaces at once. With `Global.to_static` the model's
-    forward is compiled by `paddle.jit.to_static`."""
+    before the training data is read, so a config mistake surfaces at once. On a CPU (`Global.cpu_conv`) its
+    convolutions compute as `models.cpu_conv` does; with `Global.to_static` its forward is compiled by
+    `paddle.jit.to_static`."""
     model = build_model(config)
     prepare_finetune(model, config)
+    apply_cpu_conv(model, config["Global"]["cpu_conv"], paddle.get_device())  # before to_static compiles it
     if config["Global"]["to_static"]:
         model = paddle.jit.to_static(model)
     return Components(model, build_optimizer(config["Optimizer"], model.parameters()),

@@ -41,7 +41,8 @@ def sweep_rates(start_lr: float, end_lr: float, steps: int) -> np.ndarray:
     """The `steps` learning rates of the test, geometrically spaced from `start_lr` to `end_lr` (both included).
 
     Raises:
-        ConfigError: a rate that is not a positive number, `start_lr` >= `end_lr`, or `steps` < 2.
+        ConfigError: a rate that is not a positive number, `start_lr` >= `end_lr`, or `steps` < 7 (the last
+            `SKIP_END` points are not read, and a suggestion needs two more).
     """
     for name, value in (("start_lr (--start-lr)", start_lr), ("end_lr (--end-lr)", end_lr)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
@@ -49,8 +50,8 @@ def sweep_rates(start_lr: float, end_lr: float, steps: int) -> np.ndarray:
     if start_lr >= end_lr:
         raise ConfigError(f"lr-find: start_lr (--start-lr) {start_lr:g} must be below end_lr (--end-lr) {end_lr:g}: "
                           f"the rate grows from one to the other (default {START_LR:g} to {END_LR:g})")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ConfigError(f"lr-find: steps (--steps) must be a whole number >= 2, got {steps!r} "
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < SKIP_END + 2:
+        raise ConfigError(f"lr-find: steps (--steps) must be a whole number >= {SKIP_END + 2}, got {steps!r} "
                           f"(default {STEPS})")
     return np.geomspace(start_lr, end_lr, steps)
 
@@ -206,10 +207,11 @@ def lr_find(config: dict, start_lr: float = START_LR, end_lr: float = END_LR, st
             finder.diverged = True
     points = suggest(finder.lrs, finder.smoothed, steps)
     suggestions = {rule: finder.lrs[index] / (10 if rule == "minimum" else 1) for rule, index in points.items()}
+    ended = (f"the loss diverged after {len(finder.lrs)} of {steps} steps, at rate {finder.lrs[-1]:.2e}"
+             if finder.diverged else f"the test ran {len(finder.lrs)} steps")
     note = "" if points else (
-        f"no suggestion: the loss diverged after {len(finder.lrs)} of {steps} steps, at rate {finder.lrs[-1]:.2e}, "
-        f"leaving too few to read one (the first {steps // 10} and last {SKIP_END} are not used): lower --end-lr "
-        "or raise --steps")
+        f"no suggestion: {ended}, too few to read one from (the first {steps // 10} and last {SKIP_END} are not "
+        "used): lower --end-lr or raise --steps")
     return LRFindResult(finder.lrs, finder.losses, finder.smoothed, start_lr, end_lr, steps, finder.diverged,
                         suggestions, points, note)
 

@@ -1,16 +1,15 @@
 """RunnerV3, the course's training loop (nndl `runner.py`), ported to today's Paddle.
 
 Same API, same history lists and the same printed lines as the course. What changed underneath:
-losses are recorded without keeping the autograd graph (the course's `total_loss += loss`), they are
-read back from the device in batches rather than every step, and `evaluate()` called from outside
-training leaves the dev history alone. `train` takes Paddle's callbacks (`paddle.callbacks.Callback`) and
-calls them as `paddle.Model.fit` does (see `engine.callbacks`), and a runner has what they use of a
-`paddle.Model`: `network`, `stop_training` and `save`.
+losses are recorded without keeping the autograd graph (the course's `total_loss += loss`), and
+`evaluate()` called from outside training leaves the dev history alone. `train` takes Paddle's callbacks
+(`paddle.callbacks.Callback`) and calls them as `paddle.Model.fit` does (see `engine.callbacks`), and a
+runner has what they use of a `paddle.Model`: `network`, `stop_training`, `save` and the optimizer.
 """
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 import paddle
 
@@ -20,14 +19,9 @@ from ..utils.arguments import refuse_unknown_keywords
 from ..utils.weights import load_model_file, save_atomic, save_weights
 from ..utils.distributed import all_reduce_sum, is_main_process, world_size
 from ..utils.logger import logger
-from ..utils.precision import autocast, decorate_o2
+from ..utils.precision import as_float32, autocast, decorate_o2
 from .best_model import report_evaluation
-from .callbacks import CHECK_EVERY, close_progress, loss_values, with_defaults
-
-
-def _as_float32(tensor: paddle.Tensor) -> paddle.Tensor:
-    # Under float16/bfloat16 AMP the loss and logits come out in low precision; otherwise no cast op is added.
-    return tensor if tensor.dtype == paddle.float32 else tensor.astype("float32")
+from .callbacks import close_progress, with_defaults
 
 
 class RunnerV3:
@@ -45,11 +39,9 @@ class RunnerV3:
     decorated before.
 
     `train` shows progress bars (run and epoch, with rate and time left) on a terminal and in a notebook unless
-    `progress=False`, stops on a NaN or infinite loss (NonFiniteLoss), and also takes `callbacks`: Paddle's
-    (`paddle.callbacks.Callback`, e.g. `EarlyStopping`), called with the hooks and logs `paddle.Model.fit` uses
-    (`engine.callbacks` lists them). The course's runner has no such hook.
-
-    Unlike the course's, a keyword these methods do not take is a TypeError, and `train` needs `num_epochs` >= 1.
+    `progress=False`, stops on a NaN or infinite loss (NonFiniteLoss), and takes Paddle's `callbacks` (e.g.
+    `EarlyStopping`), called as `paddle.Model.fit` calls them (`engine.callbacks`): not in the course. Unlike the
+    course's, a keyword these methods do not take is a TypeError, and `train` needs `num_epochs` >= 1.
 
     After `train`, `train_step_losses` holds `(step, loss)` for every step, `train_epoch_losses` the mean
     loss of each epoch, `dev_losses` `(step, loss)` and `dev_scores` the score of each evaluation, and
@@ -78,8 +70,7 @@ class RunnerV3:
                        if amp_level and amp_dtype == "float16" and optimizer is not None else None)
         self.dev_scores = []
         self.train_epoch_losses = []
-        self._train_step_losses = []
-        self._pending_step_losses = []
+        self.train_step_losses = []
         self.dev_losses = []
         self.best_score = 0
         self.global_step = 0
@@ -92,6 +83,11 @@ class RunnerV3:
     def network(self) -> paddle.nn.Layer:
         """The model, as `paddle.Model.network` names it for callbacks."""
         return self.model
+
+    @property
+    def _optimizer(self) -> Optional[paddle.optimizer.Optimizer]:
+        # Paddle's own callbacks (ReduceLROnPlateau, LRScheduler) read paddle.Model's private `_optimizer`.
+        return self.optimizer
 
     def save(self, path: str, training: bool = True) -> None:
         """Write `path.pdparams` (the weights) and, with `training`, `path.pdopt` (the optimizer), as
@@ -106,24 +102,6 @@ class RunnerV3:
             getattr(callback, hook)(*args)
 
     @property
-    def train_step_losses(self) -> List[Tuple[int, float]]:
-        """`(step, loss)` for every training step, as plain floats."""
-        self._flush_step_losses()
-        return self._train_step_losses
-
-    @train_step_losses.setter
-    def train_step_losses(self, value: Iterable[Tuple[int, float]]) -> None:
-        self._pending_step_losses = []
-        self._train_step_losses = list(value)
-
-    def _flush_step_losses(self):
-        if self._pending_step_losses:
-            steps = [step for step, _ in self._pending_step_losses]
-            values = loss_values([loss for _, loss in self._pending_step_losses])
-            self._pending_step_losses = []
-            self._train_step_losses.extend(zip(steps, values.tolist()))
-
-    @property
     def epoch_loss_sum(self) -> float:
         """The sum of this epoch's step losses so far, as a float (reads the device)."""
         return float(self._epoch_loss_sum.item())
@@ -132,11 +110,13 @@ class RunnerV3:
     def train(self, train_loader: Iterable, dev_loader: Optional[Iterable] = None, num_epochs: Optional[int] = None,
               log_steps: int = 100, eval_steps: int = 0, save_path: str = "best_model.pdparams",
               custom_print_log: Optional[Callable[[RunnerV3], None]] = None, callbacks: Iterable = (),
-              start_step: int = 0, epoch_loss_sum: float = 0.0, progress: bool = True) -> None:
+              start_step: int = 0, epoch_loss_sum: float = 0.0, progress: bool = True,
+              eval_per_epoch: bool = False) -> None:
         """Train for `num_epochs` (>= 1), logging every `log_steps` steps and evaluating every `eval_steps`.
 
         The model is evaluated when `global_step > 0` and either `global_step % eval_steps == 0` or it is
-        the last step; it is saved to `save_path` at the first evaluation and whenever the dev score improves.
+        the last step, or with `eval_per_epoch` after each epoch (after `on_epoch_end`, as `paddle.Model.fit`
+        evaluates); it is saved to `save_path` at the first evaluation and whenever the dev score improves.
         `custom_print_log(runner)` is called after each backward pass, as in the course.
         `start_step` and `epoch_loss_sum` continue a run from a checkpoint (see `engine.checkpointing`): the
         steps before `start_step` are skipped, the loss of the partly done epoch starts from `epoch_loss_sum`.
@@ -144,8 +124,8 @@ class RunnerV3:
 
         Raises:
             ConfigError: `num_epochs` < 1, `start_step` leaves nothing to train, or `train_loader` gives no batch.
-            NonFiniteLoss: a step's loss, or the weights, became NaN or infinite (found when the recorded losses
-                are read back, every 200 steps and at the end of each epoch, or when the best model is saved).
+            NonFiniteLoss: a step's loss became NaN or infinite, or the weights did (checked every 200 steps, at
+                the end of each epoch and when the best model is saved); see `callbacks.StopOnNonFinite`.
             TypeError: a callback is not a `paddle.callbacks.Callback`.
         """
         if isinstance(num_epochs, bool) or not isinstance(num_epochs, numbers.Integral) or num_epochs < 1:
@@ -158,7 +138,7 @@ class RunnerV3:
         if start_step >= num_training_steps:
             raise ConfigError(f"RunnerV3.train: start_step {start_step} is past the last of {num_training_steps} "
                               "steps: nothing left to train; raise num_epochs (Global.epochs)")
-        if eval_steps:
+        if eval_steps or eval_per_epoch:
             if self.metric is None:
                 raise RuntimeError("Error: Metric can not be None!")
             if dev_loader is None:
@@ -188,11 +168,10 @@ class RunnerV3:
                     with self._autocast():
                         logits = self.model(X)
                         loss = self.loss_fn(logits, y)
-                    step_loss = _as_float32(loss.detach())
+                    step_loss = as_float32(loss.detach())
                     total_loss = self._epoch_loss_sum = total_loss + step_loss
-                    self._pending_step_losses.append((global_step, step_loss))
-                    if len(self._pending_step_losses) >= CHECK_EVERY:
-                        self._flush_step_losses()
+                    loss_value = step_loss.item()  # a float for the history and the callbacks, as paddle.Model
+                    self.train_step_losses.append((global_step, loss_value))
                     if log_steps and global_step % log_steps == 0:
                         logger.info(f"[Train] epoch: {epoch}/{num_epochs}, step: {global_step}/{num_training_steps}, "
                                     f"loss: {loss.item():.5f}")
@@ -208,16 +187,16 @@ class RunnerV3:
                     if eval_steps > 0 and global_step > 0 and (
                             global_step % eval_steps == 0 or global_step == num_training_steps - 1):
                         self.evaluate_and_keep_best(dev_loader, global_step, save_path)
-                    self._fire("on_train_batch_end", index, {"loss": step_loss, "lr": lr, "global_step": global_step})
+                    self._fire("on_train_batch_end", index, {"loss": loss_value, "lr": lr, "global_step": global_step})
                     global_step += 1
                     self.global_step = global_step
-                self._flush_step_losses()
                 self.train_epoch_losses.append((total_loss / len(train_loader)).item())
                 self._fire("on_epoch_end", epoch, {"loss": self.train_epoch_losses[-1], "lr": self.optimizer.get_lr(),
                                                    "global_step": global_step})
+                if eval_per_epoch:
+                    self.evaluate_and_keep_best(dev_loader, global_step - 1, save_path)
                 if self.stop_training:
                     break
-            self._flush_step_losses()
             self._fire("on_train_end", {"global_step": global_step})
         finally:
             close_progress(self._callbacks)
@@ -254,8 +233,8 @@ class RunnerV3:
             with self._autocast():
                 logits = self.model(X)
                 batch_loss = self.loss_fn(logits, y)
-            total_loss = total_loss + _as_float32(batch_loss)
-            logits = _as_float32(logits)
+            total_loss = total_loss + as_float32(batch_loss)
+            logits = as_float32(logits)
             self.metric.update(logits, y)
         if world_size() > 1:  # each process evaluated its own batches: add them up
             total_loss = all_reduce_sum(total_loss)

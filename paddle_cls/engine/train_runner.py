@@ -1,6 +1,6 @@
 """The runner engine's driver: a config's run on the course's RunnerV3, with the callbacks that make it a
 whole run (`engine.callbacks`: the per-epoch records, VisualDL, the NaN stop, the schedule, checkpoints, progress),
-the runner's own (the per-epoch evaluation and train accuracy) and the user's."""
+the runner's own (train accuracy) and the user's."""
 from __future__ import annotations
 
 import os
@@ -25,18 +25,6 @@ from .stop_request import StopRequest
 from .visualdl_records import VisualDLRecords, scalar_recorder
 
 
-class EpochEvaluation(paddle.callbacks.Callback):
-    """Evaluates the dev split after every epoch (`Global.eval_per_epoch`), printing and saving as the course does."""
-
-    def __init__(self, dev_loader: Iterable, save_path: str) -> None:
-        super().__init__()
-        self.dev_loader = dev_loader
-        self.save_path = save_path
-
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        self.model.evaluate_and_keep_best(self.dev_loader, logs["global_step"] - 1, self.save_path)
-
-
 class TrainAccuracy(paddle.callbacks.Callback):
     """Measures train accuracy after each epoch (`Global.train_accuracy`) by a pass over `loader` in eval mode, as
     the PyTorch MNIST tutorial does, and puts it in the epoch's logs under the metric's name."""
@@ -59,6 +47,15 @@ def runner_state(runner: RunnerV3, mid_epoch: bool) -> dict:
                "dev_scores": list(runner.dev_scores),
                "best_score": runner.best_score, "grad_scaler": scaler_state(runner.scaler)}
     return {"engine": "runner", "epoch_loss_sum": runner.epoch_loss_sum if mid_epoch else 0.0, "runner": history}
+
+
+def epoch_evaluation(runner: RunnerV3, next_step: int, steps_per_epoch: int) -> Optional[Tuple[float, float]]:
+    """`(loss, score)` of the last evaluation in the epoch a run resumes inside of at `next_step` (None when it
+    resumes at an epoch's start or the epoch had none): that epoch's history row still gets it."""
+    epoch_start = next_step - next_step % steps_per_epoch
+    if next_step == epoch_start or not runner.dev_losses or runner.dev_losses[-1][0] < epoch_start:
+        return None
+    return runner.dev_losses[-1][1], runner.dev_scores[-1]
 
 
 def restore_runner_state(runner: RunnerV3, state: dict) -> None:
@@ -107,7 +104,7 @@ def train_runner(config: dict, parts: Components, history: EpochHistory, paths: 
             train_loader.batch_sampler.set_epoch(resumed["next_step"] // len(train_loader))
         logger.info(f"[Train] resuming from {resumed['folder']} at step {resumed['next_step']}")
     score = score_name(parts.metric)
-    own = [EpochEvaluation(dev_loader, paths["best"])] if settings["eval_per_epoch"] else []
+    own = []
     if settings["train_accuracy"]:
         own.append(TrainAccuracy(build_loader(config, "Train", evaluation=True) if world_size() > 1 else train_loader,
                                  score))
@@ -117,14 +114,16 @@ def train_runner(config: dict, parts: Components, history: EpochHistory, paths: 
     recorder = scalar_recorder(settings, paths, len(train_loader), parts.metric,
                                resumed["next_step"] if resumed else None)
     scalars = VisualDLRecords(recorder, score, checkpointer.saves_after) if recorder is not None else None
+    carried = epoch_evaluation(runner, resumed["next_step"], len(train_loader)) if resumed else None
     run = run_callbacks(history, score, settings, own, scalars, parts.optim.scheduler, parts.optim.by_epoch,
-                        checkpointer)
+                        checkpointer, evaluates_after_epoch=settings["eval_per_epoch"], evaluation=carried)
     try:
         runner.train(train_loader, dev_loader, num_epochs=settings["epochs"], log_steps=settings["log_steps"],
                      eval_steps=settings["eval_steps"], save_path=paths["best"],
                      callbacks=run + list(callbacks),
                      start_step=resumed["next_step"] if resumed else 0,
-                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0, progress=settings["progress"])
+                     epoch_loss_sum=resumed["epoch_loss_sum"] if resumed else 0.0, progress=settings["progress"],
+                     eval_per_epoch=settings["eval_per_epoch"])
     except NonFiniteLoss as exc:
         last = checkpointer.latest or (find_checkpoint("auto", paths["output_dir"]) if resumed else None)
         raise stopped_by_nan(exc, last) from None

@@ -92,7 +92,8 @@ def _train(config, callbacks):
     device = set_device(settings["device"], settings["num_threads"])  # the checks' tensors go there too
     # before any data is read or file written: names and keys, the output folder, what the data gives the model
     lazy_model = check_components(config)
-    callbacks = user_callbacks(callbacks, early_stopping_dir(settings["output_dir"]))
+    callbacks = user_callbacks(callbacks, early_stopping_dir(settings["output_dir"]),
+                               bool(settings["eval_steps"] or settings["eval_per_epoch"]))
     if main:
         check_output_dir(settings["output_dir"])
     check_inputs(config, lazy_model)

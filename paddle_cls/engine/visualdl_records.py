@@ -11,7 +11,7 @@ import paddle
 
 from ..metrics import score_name
 from ..utils.distributed import is_main_process
-from .callbacks import CHECK_EVERY, loss_values
+from .callbacks import CHECK_EVERY
 
 
 def scalar_recorder(settings: dict, paths: dict, steps_per_epoch: int, metric: paddle.metric.Metric,
@@ -99,8 +99,8 @@ class ScalarRecorder:
 
 
 class VisualDLRecords(paddle.callbacks.Callback):
-    """Feeds a `ScalarRecorder` on both engines: the step losses every `recorder.every` steps (kept as given, read
-    back in batches: no wait on the device per step) and each evaluation. Before a checkpoint (at each epoch's end,
+    """Feeds a `ScalarRecorder` on both engines: the step losses every `recorder.every` steps (written in batches
+    of `CHECK_EVERY`) and each evaluation. Before a checkpoint (at each epoch's end,
     each evaluation, and after each step where `saves_after(global_step)`) every record so far is put into the
     file, so that a run resumed from that checkpoint continues the records without a gap."""
 
@@ -114,9 +114,8 @@ class VisualDLRecords(paddle.callbacks.Callback):
 
     def _write(self):
         if self._pending:
-            values = loss_values([loss for _, loss, _ in self._pending]).tolist()
-            for (step, _, lr), value in zip(self._pending, values):
-                self.recorder.train_step(step, value, lr)
+            for step, loss, lr in self._pending:
+                self.recorder.train_step(step, loss, lr)
             self._pending = []
 
     def on_train_batch_end(self, step: int, logs: Optional[dict] = None) -> None:

@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
+from .summary import probe
 from .vision_zoo import INPUTS, input_problem
 
 
@@ -44,17 +45,8 @@ def count_flops(model: paddle.nn.Layer, input_shape: Sequence[int]) -> int:
             counted.append(int(layer.total_ops))
             del layer.total_ops
 
-        hooks.append(layer.register_forward_post_hook(count))
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad():
-            model(paddle.zeros([1, *input_shape], dtype="float32"))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        if was_training:
-            model.train()
+        hooks.append((layer, count))
+    probe(model, [1, *input_shape], hooks)
     return sum(counted)
 
 

@@ -1,12 +1,30 @@
 """A model's layer-by-layer output and parameter shapes, as the course walks through LeNet (001)."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import paddle
 
 from ..utils.logger import logger
+
+
+def probe(model: paddle.nn.Layer, input_shape: Sequence[int],
+          hooks: Sequence[Tuple[paddle.nn.Layer, Callable]]) -> None:
+    """Run `model` once on a zero batch of `input_shape` ([N, C, H, W]), in eval mode and without gradients, with
+    each `(layer, hook)` of `hooks` registered as a forward post-hook meanwhile; the hooks are removed and the
+    model's train/eval mode restored after, also when the run fails."""
+    handles = [layer.register_forward_post_hook(hook) for layer, hook in hooks]
+    was_training = model.training
+    model.eval()
+    try:
+        with paddle.no_grad():
+            model(paddle.zeros(list(input_shape), dtype="float32"))
+    finally:
+        for handle in handles:
+            handle.remove()
+        if was_training:
+            model.train()
 
 
 def layer_shapes(model: paddle.nn.Layer, input_shape: Sequence[int]) -> List[dict]:
@@ -18,17 +36,8 @@ def layer_shapes(model: paddle.nn.Layer, input_shape: Sequence[int]) -> List[dic
             def record(layer, inputs, output, name=name):
                 parameters = layer.parameters(include_sublayers=False)
                 rows.append((name, list(output.shape), [list(p.shape) for p in parameters]))
-            hooks.append(layer.register_forward_post_hook(record))
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad():
-            model(paddle.zeros(input_shape, dtype="float32"))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        if was_training:
-            model.train()
+            hooks.append((layer, record))
+    probe(model, input_shape, hooks)
     return rows
 
 

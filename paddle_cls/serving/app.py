@@ -11,8 +11,6 @@
 Bad requests get a 4xx status with a one-line reason (`{"error": ...}`), are logged, and the server goes on.
 """
 import base64
-import email.parser
-import email.policy
 import json
 import os
 import platform
@@ -31,7 +29,7 @@ from ..deploy.predictor import Predictor, top_k
 from ..errors import ConfigError, PaddleClsError
 from ..utils.logger import logger
 from .batching import Batcher
-from .uploads import UploadError, base64_images, decode_upload
+from .uploads import UploadError, base64_images, decode_upload, multipart_fields
 
 MAX_IMAGES_PER_REQUEST = 64
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
@@ -52,16 +50,10 @@ async def _read_body(request, limit):
 
 def _multipart_images(content_type, body):
     """`(name, bytes)` of every part named `file`, and the `topk` field if any; parsed in memory."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise UploadError(400, "malformed multipart body")
     images, fields = [], {}
-    for part in message.iter_parts():
-        field = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
+    for field, filename, data in multipart_fields(content_type, body):
         if field == "file":
-            images.append((part.get_filename() or f"file {len(images)}", data))
+            images.append((filename or f"file {len(images)}", data))
         elif field:
             fields[field] = data.decode("utf-8", "replace")
     if not images:
@@ -168,7 +160,8 @@ def create_app(folder: str, engine: str = "inference", threads: Optional[int] = 
                                    "serve with -c CONFIG instead of --model")
 
         def inputs():
-            return np.stack([model_input(predictor, decode_upload(data, name, channels, max_bytes), name)
+            return np.stack([model_input(predictor, decode_upload(data, name, channels, max_bytes,
+                                                                  predictor.decode_size), name)
                              for name, data in uploads])
 
         def overlays():  # each picture in colour, as the user sees it

@@ -88,3 +88,9 @@ def decorate_o2(model: paddle.nn.Layer, optimizer: Optional[paddle.optimizer.Opt
                                     save_dtype="float32")
     _DECORATED.add(model)
     return decorated
+
+
+def as_float32(tensor: paddle.Tensor) -> paddle.Tensor:
+    """`tensor` in float32: under float16/bfloat16 AMP losses and logits come out in low precision; a float32
+    tensor is returned as it is (no cast op added)."""
+    return tensor if tensor.dtype == paddle.float32 else tensor.astype("float32")
