@@ -85,6 +85,7 @@ def _patch_run(root):
     return str(path), config, *test
 
 
+@pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)
 def test_the_cam_peak_falls_inside_the_patch(patch_run):
     _, config, images, labels, places = patch_run
     model = load_trained_model(config)
@@ -98,6 +99,7 @@ def test_the_cam_peak_falls_inside_the_patch(patch_run):
     assert share >= 0.8
 
 
+@pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)
 def test_predict_cam_writes_an_overlay_of_each_picture_as_the_user_sees_it(patch_run, tmp_path):
     path, config, images, _, _ = patch_run
     upright = tmp_path / "sideways.jpg"  # stored 24 wide and 40 high, shown turned: 40 wide and 24 high
@@ -114,6 +116,7 @@ def test_predict_cam_writes_an_overlay_of_each_picture_as_the_user_sees_it(patch
     assert drawn.shape == (SIDE, SIDE, 3) and np.abs(drawn.astype(int) - images[1]).mean() > 10
 
 
+@pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)
 def test_cam_layer_errors_are_one_line_listing_the_valid_layers(patch_run, capsys):
     path, config, _, _, _ = patch_run
     image = os.path.join(config["Global"]["data_dir"], "test", "red", os.listdir(
@@ -179,6 +182,7 @@ def test_the_map_is_placed_where_resize_and_center_crop_took_the_input():
     assert (drawn[5:40, 16:56] != 128).any(axis=2).all()  # under the map: coloured
 
 
+@pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)
 def test_a_served_overlay_of_a_large_photo_is_shrunk_to_its_long_side_limit(patch_run):
     _, config, images, labels, _ = patch_run
     explainer = ImageExplainer(config)
