@@ -174,7 +174,7 @@ class RunnerV3:
                     self.train_step_losses.append((global_step, loss_value))
                     if log_steps and global_step % log_steps == 0:
                         logger.info(f"[Train] epoch: {epoch}/{num_epochs}, step: {global_step}/{num_training_steps}, "
-                                    f"loss: {loss.item():.5f}")
+                                    f"loss: {loss_value:.5f}")
                     (scaler.scale(loss) if scaler else loss).backward()
                     if custom_print_log:
                         custom_print_log(self)
