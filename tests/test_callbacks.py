@@ -119,10 +119,11 @@ def _runner_and_loader(seed=0):
     return RunnerV3(model, optimizer, F.cross_entropy, Accuracy()), loader
 
 
-def test_the_course_runner_takes_early_stopping_and_stops_after_the_epoch_of_its_evaluation():
+def test_the_course_runner_takes_early_stopping_and_stops_after_the_epoch_of_its_evaluation(tmp_path):
     runner, loader = _runner_and_loader()
     stopper = paddle.callbacks.EarlyStopping(monitor="Accuracy", mode="max", patience=0, verbose=0)
-    runner.train(loader, loader, num_epochs=4, log_steps=0, eval_steps=7, callbacks=[stopper], progress=False)
+    runner.train(loader, loader, num_epochs=4, log_steps=0, eval_steps=7, callbacks=[stopper], progress=False,
+                 save_path=str(tmp_path / "best_model.pdparams"))
     # steps 0-4 are epoch 0; the first evaluation (step 7, in epoch 1) stops the run at the end of epoch 1
     assert len(runner.train_epoch_losses) == 2 and runner.global_step == 10 and runner.stop_training
 
