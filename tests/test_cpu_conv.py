@@ -2,6 +2,9 @@
 gradients of input, weight and bias equal within float32 rounding, over kernel sizes, strides, paddings, groups,
 dilations, biases and odd shapes, and whole ResNet18s switched to it keep their parameters and results."""
 import itertools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import paddle
@@ -58,6 +61,35 @@ def test_forward_and_gradients_equal_paddles_conv2d(kernel):
             [1, 2], PADDINGS, [1, 2, 4], [1, 2], [True, False], MAPS):
         if _fits(size, kernel, stride, padding, dilation):  # groups 4 on 4 channels: depthwise
             _check(3, 4, 8, size, kernel, stride, padding, groups, dilation, bias)
+
+
+@pytest.mark.parametrize("size", [(9, 11), (13, 13)])
+def test_maps_past_the_one_gemm_size_take_a_gemm_per_sample_and_equal_paddles_conv2d(size):
+    # 99 and 169 output positions (MyNet's second conv is the 13x13 one): above ONE_GEMM_POSITIONS, so the batched
+    # GEMM writes NCHW; the maps above cover the one-GEMM path
+    for kernel, padding, groups, bias in itertools.product([1, 3], [1, "same"], [1, 2], [True, False]):
+        _check(3, 4, 6, size, kernel, 1, padding, groups, 1, bias)
+
+
+@pytest.mark.parametrize("layer,size", [
+    (lambda: paddle.nn.Conv2D(3, 64, 7, stride=2, padding=3), 32),  # the course ResNet18's stem: 256 positions
+    (lambda: paddle.nn.Conv2D(3, 32, 3), 32),  # MyNet's first conv: 900 positions
+    (lambda: paddle.nn.Conv2D(8, 4, 3, padding="SAME"), 15),  # 225 positions, padding by name
+], ids=["resnet-stem", "mynet-conv1", "same-15x15"])
+def test_a_conv_left_to_paddles_kernel_adds_its_bias_with_paddles_results(layer, size):
+    paddle.seed(0)
+    conv = layer()
+    x = paddle.to_tensor(np.random.RandomState(3).randn(2, conv.weight.shape[1], size, size).astype("float32"),
+                         stop_gradient=False)
+    tensors = [x, conv.weight, conv.bias]
+    expected = conv(x)
+    expected_grads = _grads(expected, tensors, 4)
+    use_cpu_conv(conv)
+    assert not batched_wins(conv, x)  # Paddle's conv2d computes it; the bias goes on over a 3-D view
+    actual = conv(x)
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+    for name, got, want in zip(["input", "weight", "bias"], _grads(actual, tensors, 4), expected_grads):
+        _close(got, want, f"{name} gradient")
 
 
 @pytest.mark.parametrize("batch", [1, 5])
@@ -125,8 +157,7 @@ def test_a_switched_resnet18_keeps_its_parameters_outputs_and_gradients(name, mo
 
 @pytest.mark.parametrize("channels,size", [(3, 32), (128, 16)])
 def test_large_feature_maps_keep_paddles_own_conv(channels, size):
-    # 1,024 output positions per sample (Paddle's kernel is as fast there); 256 positions of 1,152 columns each
-    # (a batch's columns would take 75 MB at batch 64)
+    # 1,024 and 256 output positions per sample: Paddle's per-sample GEMMs are wide enough there (measured)
     layer = paddle.nn.Conv2D(channels, 8, 3, padding=1)
     x = paddle.randn([1, channels, size, size])
     expected = layer(x).numpy()
@@ -180,3 +211,32 @@ def test_global_cpu_conv_switches_training_and_dygraph_evaluation_but_never_an_e
     paddle.save(build_components(config()).model.state_dict(), str(tmp_path / "best_model.pdparams"))
     assert switched(trained_model(config(), "dygraph")) == 20  # tools/eval.py on the dygraph engine
     assert switched(load_trained_model(config())) == 0  # what export saves: plain conv2d ops
+
+
+_MEMORY_KEPT = """
+import os, sys
+import numpy.random
+import paddle
+from paddle_cls.models import MODELS
+from paddle_cls.models.cpu_conv import apply_cpu_conv
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+setting = {'auto': 'auto', 'false': False}[sys.argv[1]]
+apply_cpu_conv(MODELS['MyNet'](num_classes=10), setting, sys.argv[2])
+before = rss()
+block = bytearray(20 * 2 ** 20)  # a step's 20 MB tensor, written
+del block
+print((rss() - before) / 2 ** 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+@pytest.mark.parametrize("setting,device,kept", [("auto", "cpu", True), ("auto", "gpu:0", False),
+                                                 ("false", "cpu", False)])
+def test_the_cpu_path_keeps_freed_memory_for_the_next_step_and_only_it_does(setting, device, kept):
+    # Without it glibc hands a freed 20 MB block back to the kernel, and the next step's page-faults afresh
+    result = subprocess.run([sys.executable, "-c", _MEMORY_KEPT, setting, device], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    still_resident = float(result.stdout.split()[-1])
+    assert (still_resident >= 19) if kept else (still_resident < 1), still_resident

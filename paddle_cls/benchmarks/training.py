@@ -17,7 +17,7 @@ from ..engine.runner import RunnerV3
 from ..metrics import Accuracy
 from ..models import MODELS
 from ..models.cpu_conv import use_cpu_conv
-from ..utils.runtime import default_cpu_threads, set_cpu_threads
+from ..utils.runtime import default_cpu_threads, keep_freed_memory, set_cpu_threads
 from .torch_models import torch_trainer
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -142,6 +142,7 @@ def _paddle_trainer(name, images, labels, batched):
     model = _model(name)
     if batched:
         use_cpu_conv(model)
+        keep_freed_memory()
     optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
     inputs, targets = paddle.to_tensor(images), paddle.to_tensor(labels)
 
@@ -206,9 +207,11 @@ def _timed(step, steps, batch_size):
 def cpu_training_table(models: Sequence[Tuple[str, int]] = CPU_TABLE_MODELS, steps: int = 4, repeats: int = 3,
                        memory: bool = True, threads: Optional[int] = None) -> List[dict]:
     """Training images/s on the CPU, Adam on one fixed batch per model: Paddle's default path, ours
-    (`use_cpu_conv`), and PyTorch fp32 on the same model and threads when `import torch` works ("not installed"
-    otherwise), with the ratios. The paths take turns, `repeats` rounds of `steps` steps each after 2 warm-up
-    steps, and each keeps its best round, so that load on the machine weighs on all alike. With `memory`, also
+    (`use_cpu_conv` and `keep_freed_memory`; the latter holds for the whole process once the first of ours is
+    built, so the other paths run with it too: it left their rates unchanged here), and PyTorch fp32 on the
+    same model and threads when `import torch` works ("not installed" otherwise), with the ratios.
+    The paths take turns, `repeats` rounds of `steps` steps each after 2 warm-up steps, and each keeps its best
+    round, so that load on the machine weighs on all alike. With `memory`, also
     each path's peak RSS over a training step (MB), each measured in a fresh process (on all cores). `threads`:
     CPU threads for both libraries (default: every core this process may use). `load` is the machine's
     1-minute load average after the timings: PyTorch's OpenMP threads slow down far more than Paddle's when

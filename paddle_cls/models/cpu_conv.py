@@ -4,7 +4,7 @@ Paddle's CPU conv2d kernel (not oneDNN, which its dygraph mode does not use) run
 forward and backward (phi/kernels/impl/conv_kernel_impl.h, conv_grad_kernel_impl.h). Where the output map is
 small (ResNet18 on 32x32 images: 8x8 down to 1x1), each sample's GEMM has a handful of columns and re-reads the
 whole weight matrix, so the kernel runs far below the machine's speed. `batched_conv2d` computes the same
-convolution as one `F.unfold` over the batch and then, for maps of up to 4 positions, one `paddle.matmul` over
+convolution as one `F.unfold` over the batch and then, for maps of up to 64 positions, one `paddle.matmul` over
 all samples' columns ([N*L, C*kh*kw] x weight^T: the weight is read once), or for larger maps one batched-GEMM
 `paddle.matmul` whose output is NCHW already (no transposing copies). It leaves out the kernel taps that only
 ever read zero padding (a 3x3 conv on a 1x1 map is its centre tap). Its backward is Paddle's autograd of those
@@ -14,35 +14,38 @@ rounding.
 
 `use_cpu_conv(model)` switches a built model's `nn.Conv2D` layers to it; parameters, their names and the
 state-dict keys stay as they were, and each call still takes Paddle's own conv2d where that is faster
-(`batched_wins`).
+(`batched_wins`), adding a bias there over a 3-D view (Paddle's 4-D broadcast add is 25x slower on the CPU).
+`apply_cpu_conv` is the switch `Global.cpu_conv` turns.
 """
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from ..utils.runtime import keep_freed_memory
+
 # The batched path is taken when a sample's output map has at most this many positions (Ho * Wo = L). Measured
-# on a 2-core AVX-512 Xeon, forward + backward at batch 64, ms, Paddle's conv2d -> ours, ResNet18 at 32x32:
-# 3x3 64ch 8x8 (L=64) 14.2 -> 10.1, 3x3 128ch 4x4 (L=16) 13.4 -> 8.6, 3x3 256ch 2x2 (L=4) 25.5 -> 9.3,
-# 3x3 512ch 1x1 42.3 -> 6.0 (centre tap only); the 7x7/2 stem at 32 -> 16 (L=256) and MyNet's 3x3 at 13x13
-# (L=169) are about even (19.1 -> 20.1, 42.7 -> 28.1, runs vary), and a 3x3 at 30x30 (L=900) is even.
-MAX_BATCHED_POSITIONS = 256
+# on a 2-core AVX-512 Xeon, forward + backward at batch 64, ms, Paddle's conv2d -> ours: ResNet18 at 32x32,
+# 3x3 64ch 8x8 (L=64) 18.9 -> 12.6, 3x3 128ch 4x4 (L=16) 14.5 -> 8.6, 3x3 256ch 2x2 (L=4) 25.7 -> 7.8,
+# 3x3 512ch 1x1 44.6 -> 3.6 (centre tap only); MyNet's 3x3 at 13x13 (L=169, batch 32) 10.4 -> 8.1. At L=256 Paddle's
+# per-sample GEMMs are wide enough and it wins: the 7x7/2 stem at 32 -> 16 14.2 -> 17.1, a 3x3 64ch 16x16
+# 50 -> 86 (the batch's columns, 38 MB, no longer fit the caches).
+MAX_BATCHED_POSITIONS = 196
 # ... and when a sample's columns (C*kh*kw x L floats) stay within this, so that the batch's columns (kept for
-# the backward) stay small: 64 MB at batch 64. ResNet18 at 32x32 needs at most 37,632.
+# the backward) stay small: 64 MB at batch 64. ResNet18 at 32x32 needs at most 36,864.
 MAX_COLUMNS_PER_SAMPLE = 2 ** 18
 # Depthwise and other many-group convs give each group a GEMM with a handful of rows; Paddle's depthwise
 # kernel is faster there.
 MAX_BATCHED_GROUPS = 2
-# Up to this many output positions per sample, all samples' columns go into one GEMM (the weight is read once);
-# above it, one batched-GEMM op with a GEMM per sample writes NCHW directly, which saves two transposing copies.
-ONE_GEMM_POSITIONS = 4
-
-# Kernel taps are selected by a gather: on Paddle 3.x its gradient is 3x faster than index_select's and slicing's
-# (which write through strided views); Paddle 2.6's gather gradient ignores `axis` (wrong values), so index_select.
-_SELECT_TAPS = paddle.index_select if paddle.__version__.startswith("2.") else paddle.gather
+# Up to this many output positions per sample, all samples' columns go into one GEMM ([N*L, C*kh*kw] x weight^T:
+# its gradients are two more single GEMMs, the weight read once); above it one batched-GEMM op, a GEMM per sample
+# writing NCHW directly, saves transposing the columns (measured: 12.6 against 14.1 ms at L=64, 8.1 against
+# 8.5 at L=169).
+ONE_GEMM_POSITIONS = 64
 
 Padding = Union[int, str, Sequence[int]]
 
@@ -117,9 +120,8 @@ def batched_conv2d(x: paddle.Tensor, weight: paddle.Tensor, bias: Optional[paddl
                          f"not fit a {height}x{width} input")
     taps = [bottom - top + 1, right - left + 1]
     if taps != [kernel_h, kernel_w]:
-        kept = [row * kernel_w + col for row in range(top, bottom + 1) for col in range(left, right + 1)]
-        weight = _SELECT_TAPS(weight.reshape([out_channels, group_channels, kernel_h * kernel_w]),
-                              paddle.to_tensor(kept, dtype="int64"), axis=2)
+        weight = _kept_taps(weight, [row * kernel_w + col for row in range(top, bottom + 1)
+                                     for col in range(left, right + 1)])
     paddings = [max(-row0, 0), max(-col0, 0), max(row1 - height + 1, 0), max(col1 - width + 1, 0)]
     if row0 > 0 or height - 1 - row1 >= stride[0] or col0 > 0 or width - 1 - col1 >= stride[1]:
         x = x[:, :, max(row0, 0):min(row1 + 1, height), max(col0, 0):min(col1 + 1, width)]  # rows no tap reads
@@ -136,22 +138,36 @@ def batched_conv2d(x: paddle.Tensor, weight: paddle.Tensor, bias: Optional[paddl
         if bias is not None:
             out = out + bias.reshape([out_channels, 1])
         return out.reshape([-1, out_channels, out_h, out_w])
-    # A few positions per sample: one GEMM over the whole batch, [G, N * L, depth] x [G, depth, O/G]
-    if positions == 1:
-        rows = cols.reshape([-1, groups, depth]).transpose([1, 0, 2]) if groups > 1 else cols.reshape([1, -1, depth])
-    else:
-        rows = cols.reshape([-1, groups, depth, positions]).transpose([1, 0, 3, 2]).reshape([groups, -1, depth])
-    out = paddle.matmul(rows, kernel, transpose_y=True)  # [G, N * L, O / G]
-    if groups == 1:
-        out = out.reshape([-1, out_channels])
+    if groups == 1:  # one 2-D GEMM over the whole batch, [N * L, depth] x [depth, O] (a 3-D one is 2x slower)
+        rows = cols.reshape([-1, depth]) if positions == 1 else cols.transpose([0, 2, 1]).reshape([-1, depth])
+        out = paddle.matmul(rows, kernel.reshape([out_channels, depth]), transpose_y=True)
         if bias is not None:
             out = out + bias
         if positions == 1:
             return out.reshape([-1, out_channels, 1, 1])
         return out.reshape([-1, out_h, out_w, out_channels]).transpose([0, 3, 1, 2])
+    # groups: one GEMM per group over the whole batch, [G, N * L, depth] x [G, depth, O/G]
+    if positions == 1:
+        rows = cols.reshape([-1, groups, depth]).transpose([1, 0, 2])
+    else:
+        rows = cols.reshape([-1, groups, depth, positions]).transpose([1, 0, 3, 2]).reshape([groups, -1, depth])
+    out = paddle.matmul(rows, kernel, transpose_y=True)  # [G, N * L, O / G]
     out = out.reshape([groups, -1, positions, out_channels // groups]).transpose([1, 0, 3, 2])
     out = out.reshape([-1, out_channels, out_h, out_w])
     return out if bias is None else out + bias.reshape([1, out_channels, 1, 1])
+
+
+def _kept_taps(weight: paddle.Tensor, kept: List[int]) -> paddle.Tensor:
+    """weight [O, C, kh, kw] -> [O, C, len(kept)]: the kernel taps `kept` (indices into kh*kw, in order), as one
+    GEMM with a one-hot matrix. Measured at 512x512x3x3, forward + backward: 5.3 ms, where gather takes 11.0,
+    index_select 16.7 and slicing 14.0 (their gradients scatter into zeros one element at a time; this one is a
+    GEMM that writes the whole gradient)."""
+    out_channels, channels, kernel_h, kernel_w = weight.shape
+    pick = np.zeros([kernel_h * kernel_w, len(kept)], dtype="float32")
+    pick[kept, np.arange(len(kept))] = 1.0
+    selected = paddle.matmul(weight.reshape([out_channels * channels, kernel_h * kernel_w]),
+                             paddle.to_tensor(pick, dtype=weight.dtype))
+    return selected.reshape([out_channels, channels, len(kept)])
 
 
 def _settings(layer: nn.Conv2D) -> tuple:
@@ -190,10 +206,17 @@ class BatchedConv2D(nn.Conv2D):
     `batched_wins` says so, and with Paddle's conv2d elsewhere. Made by `use_cpu_conv`, not directly."""
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        stride, padding, dilation, groups, _, _ = _settings(self)
         if batched_wins(self, x):
-            stride, padding, dilation, groups, _, _ = _settings(self)
             return batched_conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)
-        return super().forward(x)
+        if self.bias is None or min(x.shape[1:]) <= 0:
+            return super().forward(x)
+        # Paddle adds a conv's bias as a 4-D broadcast, whose forward and gradient took 25 ms at [64, 64, 16, 16]
+        # (the course ResNet18's stem); the same sum over a 3-D view takes 0.3 ms.
+        out = F.conv2d(x, self.weight, None, stride, padding, dilation, groups)
+        _, channels, height, width = out.shape
+        out = out.reshape([-1, channels, height * width]) + self.bias.reshape([channels, 1])
+        return out.reshape([-1, channels, height, width])
 
 
 def use_cpu_conv(model: paddle.nn.Layer, enable: bool = True) -> int:
@@ -218,7 +241,12 @@ def use_cpu_conv(model: paddle.nn.Layer, enable: bool = True) -> int:
 
 
 def apply_cpu_conv(model: paddle.nn.Layer, setting: Union[str, bool], device: str) -> int:
-    """`use_cpu_conv(model)` as `Global.cpu_conv` says: `auto` on a CPU `device` only (on a GPU cuDNN is fast),
-    `true` always, `false` never. Returns how many layers were switched."""
+    """The CPU training path as `Global.cpu_conv` says: `auto` on a CPU `device` only (on a GPU cuDNN is fast),
+    `true` always, `false` never. The path is `use_cpu_conv(model)` and, for the whole process, glibc's malloc
+    keeping freed memory for reuse (`keep_freed_memory`: without it each step's new columns page-fault afresh).
+    Returns how many layers were switched."""
     wanted = device.startswith("cpu") if setting == "auto" else bool(setting)
-    return use_cpu_conv(model) if wanted else 0
+    if not wanted:
+        return 0
+    keep_freed_memory()
+    return use_cpu_conv(model)
