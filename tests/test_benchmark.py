@@ -57,6 +57,7 @@ def test_serving_table_drives_a_real_server_without_errors():
     rows = serving_table(clients=(1, 4), requests_per_run=16)
     assert [row["clients"] for row in rows] == [1, 4]
     assert all(row["errors"] == 0 and row["images_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0 for row in rows)
+    assert rows[0]["mean_batch"] == 1.0 and 1.0 <= rows[1]["mean_batch"] <= 4.0  # one client: batches of one
 
 
 def test_cpu_training_table_times_paddle_ours_and_pytorch_side_by_side():

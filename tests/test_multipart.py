@@ -26,7 +26,14 @@ def test_transfer_encoded_parts_are_decoded_as_the_email_parser_did():
     assert multipart_fields("multipart/form-data; boundary=XX", body) == [("file", "a.jpg", b"\xff\xd8photo")]
 
 
+def test_a_preamble_and_an_epilogue_around_the_parts_are_left_out():
+    body = (b"This is a preamble.\r\n--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+            b"\r\n\xff\xd8--XX\r\n\r\n--XX--\r\nan epilogue --XX\r\n")
+    assert multipart_fields("multipart/form-data; boundary=XX", body) == [("file", "a.jpg", b"\xff\xd8--XX\r\n")]
+
+
 @pytest.mark.parametrize("content_type, body, reason", [
+    ("multipart/form-data; boundary=XX", b"--XX--\r\n", "no closing boundary"),  # no part at all
     ("multipart/form-data", b"--XX\r\n\r\nx\r\n--XX--\r\n", "names no boundary"),
     ("multipart/form-data; boundary=XX", b"--XX\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx",
      "no closing boundary"),

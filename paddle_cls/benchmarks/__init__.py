@@ -92,11 +92,13 @@ def format_table(results: dict) -> str:
         lines += ["", "Predictor on 12 MP JPEG files (imagefolder.yml's test steps, resnet18 at 224 px), images/s"]
         lines += [", ".join(f"{key} {value}" for key, value in row.items()) for row in results["predictor"]]
     if "serving" in results:
-        lines += ["", "paddle-cls serve, resnet18 export at 224 px, one 12 MP JPEG per request; vs model: over the "
+        lines += ["", "paddle-cls serve, resnet18 export at 224 px, one JPEG per request; vs model: over the "
                   "model's own batch-32 images/s"]
-        lines += [f"{row['clients']:>3} clients: {row['images_per_s']} images/s, vs model {row['vs_model']}, "
+        lines += [f"{row['upload']:>9} {row['clients']:>3} clients: {row['images_per_s']} images/s, "
+                  f"vs model {row['vs_model']}, "
                   f"p50 {row['p50_ms']} ms, "
-                  f"p99 {row['p99_ms']} ms, errors {row['errors']}, server RSS {row['rss_before_mb']} -> "
+                  f"p99 {row['p99_ms']} ms, errors {row['errors']}, mean batch {row['mean_batch']}, "
+                  f"server RSS {row['rss_before_mb']} -> "
                   f"{row['rss_after_mb']} MB" for row in results["serving"]]
     if "cpu_scaling" in results:
         lines += ["", "Model_ResNet18 on CPU, images/s"]
@@ -136,11 +138,11 @@ def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     logger.setLevel(logging.WARNING)  # RunnerV3's own lines would drown the table
     if args.serve:
         results = {"machine": {"paddle": paddle.__version__, "device": paddle.get_device()},
-                   "serving": serving_table()}
+                   "serving": serving_table() + serving_table(size=(640, 480))}
     elif args.photos:
         results = {"machine": {"paddle": paddle.__version__, "device": paddle.get_device()},
                    "predictor": predictor_table(), "folder_loader": folder_loader_table(),
-                   "serving": serving_table()}
+                   "serving": serving_table() + serving_table(size=(640, 480))}
     elif args.cpu_training:
         paddle.set_device("cpu")
         results = {"machine": {"paddle": paddle.__version__, "device": "cpu"},

@@ -14,7 +14,7 @@ rounding.
 
 `use_cpu_conv(model)` switches a built model's `nn.Conv2D` layers to it; parameters, their names and the
 state-dict keys stay as they were, and each call still takes Paddle's own conv2d where that is faster
-(`batched_wins`), adding a bias there over a 3-D view (Paddle's 4-D broadcast add is 25x slower on the CPU).
+(`batched_wins`), adding a bias there over a 3-D view (Paddle's 4-D broadcast add is far slower on the CPU).
 `apply_cpu_conv` is the switch `Global.cpu_conv` turns.
 """
 from __future__ import annotations
@@ -206,10 +206,13 @@ class BatchedConv2D(nn.Conv2D):
     `batched_wins` says so, and with Paddle's conv2d elsewhere. Made by `use_cpu_conv`, not directly."""
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        stride, padding, dilation, groups, _, _ = _settings(self)
-        if batched_wins(self, x):
+        stride, padding, dilation, groups, padding_mode, data_format = _settings(self)
+        # what use_cpu_conv switches: zero padding, NCHW, and not a tensor sharded across devices (RingConv2d's)
+        plain = padding_mode == "zeros" and data_format == "NCHW" and not (
+            callable(getattr(x, "is_dist", None)) and x.is_dist())
+        if plain and batched_wins(self, x):
             return batched_conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)
-        if self.bias is None or min(x.shape[1:]) <= 0:
+        if not plain or self.bias is None or min(x.shape[1:]) <= 0:
             return super().forward(x)
         # Paddle adds a conv's bias as a 4-D broadcast, whose forward and gradient took 25 ms at [64, 64, 16, 16]
         # (the course ResNet18's stem); the same sum over a 3-D view takes 0.3 ms.
@@ -242,11 +245,12 @@ def use_cpu_conv(model: paddle.nn.Layer, enable: bool = True) -> int:
 
 def apply_cpu_conv(model: paddle.nn.Layer, setting: Union[str, bool], device: str) -> int:
     """The CPU training path as `Global.cpu_conv` says: `auto` on a CPU `device` only (on a GPU cuDNN is fast),
-    `true` always, `false` never. The path is `use_cpu_conv(model)` and, for the whole process, glibc's malloc
-    keeping freed memory for reuse (`keep_freed_memory`: without it each step's new columns page-fault afresh).
+    `true` always, `false` never. The path is `use_cpu_conv(model)` and, where it switched a layer, glibc's malloc
+    keeping freed memory for reuse in this process (`keep_freed_memory`: without it each step's new columns
+    page-fault afresh).
     Returns how many layers were switched."""
     wanted = device.startswith("cpu") if setting == "auto" else bool(setting)
-    if not wanted:
-        return 0
-    keep_freed_memory()
-    return use_cpu_conv(model)
+    switched = use_cpu_conv(model) if wanted else 0
+    if switched:
+        keep_freed_memory()
+    return switched

@@ -171,7 +171,9 @@ def create_app(folder: str, engine: str = "inference", threads: Optional[int] = 
             except PaddleClsError as exc:  # the trained weights gone or changed since the server started
                 raise UploadError(500, f"cam: {exc}") from None
 
-        logits = await batcher.logits(await run_in_threadpool(inputs))
+        with batcher.preparing(len(uploads)):
+            batch = await run_in_threadpool(inputs)
+        logits = await batcher.logits(batch)
         answer = {"predictions": [{"topk": [{"label": name, "index": index[name], "probability": probability}
                                             for name, probability in top_k(row, predictor.names, k)]}
                                   for row in logits]}

@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
 
 class Batcher:
-    """Queue model inputs from concurrent requests; run them `batch_size` images at a time, waiting at most
-    `max_wait` seconds after the first for others to join. The model runs in a worker thread, so the server
-    keeps accepting requests meanwhile.
+    """Queue model inputs from concurrent requests; run them `batch_size` images at a time. After the first
+    input of a batch, wait for more while other requests' images are still being decoded (`preparing`), for at
+    most `max_gather` seconds, and otherwise at most `max_wait`. The model runs in a worker thread, so the
+    server keeps accepting requests meanwhile.
+
+    Why wait for images being decoded: on a CPU the decoders and the model share the cores, so a batch run
+    early is a small one padded to the next power of two, and the model spends cores on padding the decoders
+    needed. Measured with 32 clients sending 12 MP photos to resnet18 at 224 px on 2 cores: batches of 5.4
+    images on average without the wait (0.23x of the model's batch-32 throughput). A lone request waits for
+    no one (nothing else is being prepared).
 
     Args:
         model: float32 [N, C, H, W] array -> logits array.
     """
 
-    def __init__(self, model, batch_size=32, max_wait=0.005):
+    def __init__(self, model, batch_size=32, max_wait=0.005, max_gather=1.0):
         self.model = model
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.max_gather = max_gather
         self.queue = None
         self.task = None
         self.batches_run = 0
         self.images_run = 0
+        self.being_prepared = 0
 
     def start(self) -> None:
         """Start the batching loop (on the server's event loop)."""
@@ -34,6 +45,16 @@ class Batcher:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    @contextmanager
+    def preparing(self, images: int) -> Iterator[None]:
+        """Mark `images` of a request as being decoded until the block ends (they then reach `logits`, or the
+        request failed): batches wait for them."""
+        self.being_prepared += images
+        try:
+            yield
+        finally:
+            self.being_prepared -= images
 
     async def logits(self, inputs: np.ndarray) -> np.ndarray:
         """The logits of one request's inputs [n, C, H, W], computed in a batch with other requests'."""
@@ -48,18 +69,27 @@ class Batcher:
         padded = np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
         return self.model(padded)[:len(batch)]
 
+    async def _gather(self):
+        """The next batch's (inputs, future) pairs."""
+        pending = [await self.queue.get()]
+        count, first = len(pending[0][0]), time.monotonic()
+        while count < self.batch_size:
+            # in slices of max_wait, so that a wait ends as soon as nothing is being prepared any more
+            left = first + (self.max_gather if self.being_prepared > 0 else self.max_wait) - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(self.queue.get(), min(left, max(self.max_wait, 0.001)))
+            except asyncio.TimeoutError:
+                continue
+            pending.append(item)
+            count += len(item[0])
+        return pending
+
     async def _loop(self):
         loop = asyncio.get_running_loop()
         while True:
-            pending = [await self.queue.get()]
-            count, deadline = len(pending[0][0]), time.monotonic() + self.max_wait
-            while count < self.batch_size:
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - time.monotonic()))
-                except asyncio.TimeoutError:
-                    break
-                pending.append(item)
-                count += len(item[0])
+            pending = await self._gather()
             try:
                 logits = await loop.run_in_executor(None, self._run, np.concatenate([x for x, _ in pending]))
             except Exception as exc:  # the requests of this batch fail; the server goes on
