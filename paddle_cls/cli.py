@@ -147,7 +147,10 @@ def serve_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> 
     parser.add_argument("--topk", type=int, default=3, help="labels per image unless the request asks otherwise")
     parser.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body, in MB")
     parser.add_argument("--batch-size", type=int, default=32, help="most images run together")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0,
+                        help="how long a batch waits for more requests when none is being decoded")
+    parser.add_argument("--max-gather-ms", type=float, default=1000.0,
+                        help="how long a batch waits for requests still being decoded (0: not at all)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the engine (default: all)")
     parser.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N: where the inference engine runs "
                         "(default: the config's Global.device with -c, else auto); onnxruntime runs on the CPU")
@@ -164,7 +167,7 @@ def serve_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> 
         # Grad-CAM (?cam=1) needs the trained dygraph model, which only a config names
         explainer = ImageExplainer(load_config(args.config, args.override)) if args.config else None
         app = create_app(folder, engine, args.threads, int(args.max_upload_mb * 2**20), args.batch_size,
-                         args.max_wait_ms / 1000, args.topk, device, explainer)
+                         args.max_wait_ms / 1000, args.topk, device, explainer, args.max_gather_ms / 1000)
     except PaddleClsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ from PIL import Image
 
 from paddle_cls.cli import predict_main
 from paddle_cls.config import load_config
-from paddle_cls.deploy.cam import MAX_OVERLAY_SIDE, GradCAM, ImageExplainer, feature_maps
+from paddle_cls.deploy.cam import GradCAM, ImageExplainer, feature_maps
+from paddle_cls.deploy.overlay import MAX_OVERLAY_SIDE
 from paddle_cls.deploy.overlay import input_box, overlay
 from paddle_cls.deploy.trained import load_trained_model
 from paddle_cls.engine import train
@@ -114,6 +115,16 @@ def test_predict_cam_writes_an_overlay_of_each_picture_as_the_user_sees_it(patch
     assert Image.open(os.path.join(folder, "sideways.png")).size == (40, 24)
     drawn = np.asarray(Image.open(os.path.join(folder, "plain.png")))
     assert drawn.shape == (SIDE, SIDE, 3) and np.abs(drawn.astype(int) - images[1]).mean() > 10
+
+
+@pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)
+def test_predict_cam_draws_a_phone_photo_at_the_long_side_limit(patch_run, tmp_path):
+    path, config, images, _, _ = patch_run
+    photo = tmp_path / "IMG_0001.jpg"
+    Image.fromarray(images[0]).resize((3000, 2000), Image.NEAREST).save(photo)
+    assert predict_main(["-c", path, str(photo), "--cam"]) == 0
+    drawn = Image.open(os.path.join(config["Global"]["output_dir"], "cam", "IMG_0001.png"))
+    assert drawn.size == (MAX_OVERLAY_SIDE, 683)  # as served; it was drawn at 3000 x 2000
 
 
 @pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)

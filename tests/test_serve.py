@@ -94,6 +94,21 @@ def test_predictions_equal_tools_predict_for_the_same_files(server, digits, caps
     assert info["classes"][top["index"]] == top["label"]
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_phone_sized_photo_gets_the_same_answer_from_the_server_and_tools_predict(server, digits, capsys,
+                                                                                    tmp_path, suffix):
+    # both decode a JPEG at the reduced scale the steps allow (tools/predict.py decoded it in full before); a
+    # PNG, which has no reduced decoding, is decoded in full by both
+    url, config, _ = server
+    photo = str(tmp_path / f"IMG_0001{suffix}")
+    Image.open(_digit_files(digits, per_class=1)[0]).convert("RGB").resize((2400, 1800), Image.BICUBIC).save(photo)
+    answer = requests.post(f"{url}/predict", files={"file": open(photo, "rb")}).json()
+    assert predict_main(["-c", config, photo, "--topk", "3"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith(photo)]
+    assert printed == [f"{photo}: " + ", ".join(f"{t['label']} {t['probability']:.4f}"
+                                               for t in answer["predictions"][0]["topk"])]
+
+
 def _png(width, height):
     buffer = io.BytesIO()
     Image.new("L", (width, height)).save(buffer, "PNG")
@@ -129,6 +144,8 @@ def test_bad_uploads_get_a_4xx_and_the_server_goes_on(server, digits):
         assert response.status_code == status, (case, response.text)
         assert reason in response.json()["error"], (case, response.json())
         assert requests.post(f"{url}/predict", files={"file": ("ok.png", good)}).status_code == 200, case
+        # a request refused while its images were decoding no longer holds the batches waiting for it
+        assert requests.get(f"{url}/info").json()["images_being_prepared"] == 0, case
     assert "-> 413: bomb.png: over the limit of 40,000,000 pixels" in open(log).read()
 
 

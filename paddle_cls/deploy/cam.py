@@ -20,7 +20,7 @@ from PIL import Image
 from ..data.preprocessing import build_preprocess, preprocessing_steps
 from ..errors import ConfigError
 from ..models.summary import probe
-from .overlay import input_box, overlay
+from .overlay import picture_overlay
 from .trained import load_trained_model
 
 # Pooling to a fixed size copies or averages a map rather than computing one (VGG's 7x7 one upsamples a 1x1 map)
@@ -135,9 +135,6 @@ class GradCAM:
         return cam[:, 0].numpy().clip(0, 1), scores
 
 
-MAX_OVERLAY_SIDE = 1024  # a served overlay of a 12 MP photo at full size takes seconds and a 35 MB PNG
-
-
 class ImageExplainer:
     """Grad-CAM overlays of pictures for a config's trained model (`trained.load_trained_model`, loaded at the
     first call; calls from several threads run one at a time): `explainer(image)` takes a PIL image as the user
@@ -159,8 +156,4 @@ class ImageExplainer:
             if self.cam is None:
                 self.cam = GradCAM(load_trained_model(self.config), shape, self.layer)
             heat, logits = self.cam(sample[None])
-        box, scale = input_box(self.steps, image.size), min(1.0, MAX_OVERLAY_SIDE / max(image.size))
-        if scale < 1:
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-            box = tuple(edge * scale for edge in box)
-        return overlay(np.asarray(image.convert("RGB")), heat[0], box), int(np.argmax(logits[0]))
+        return picture_overlay(image, heat[0], self.steps), int(np.argmax(logits[0]))

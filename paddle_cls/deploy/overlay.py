@@ -13,6 +13,7 @@ from ..data.transforms import build_transforms
 
 GEOMETRIC_STEPS = ("Resize", "CenterCrop")  # the deterministic steps that move pixels (see transforms.deterministic)
 CAM_WEIGHT = 0.5  # the map's share of each pixel, as pytorch-grad-cam's show_cam_on_image (image_weight 0.5)
+MAX_OVERLAY_SIDE = 1024  # an overlay of a 12 MP photo at full size takes seconds and a 35 MB PNG
 
 
 def _axis_span(coordinates):
@@ -61,6 +62,17 @@ def overlay(picture: np.ndarray, cam: np.ndarray, box: Tuple[float, float, float
     colours = matplotlib.colormaps["jet"](heat)[:, :, :3] * 255
     blended = np.where(inside[:, :, None], CAM_WEIGHT * colours + (1 - CAM_WEIGHT) * rgb, rgb)
     return blended.round().clip(0, 255).astype(np.uint8)
+
+
+def picture_overlay(image: Image.Image, cam: np.ndarray, preprocessing: dict) -> np.ndarray:
+    """`overlay` of `cam` on the PIL `image` as the user sees it, over the part the model's input shows
+    (`input_box` of the `preprocessing` steps), the picture shrunk to at most MAX_OVERLAY_SIDE pixels on its long
+    side. Returns uint8 [H, W, 3]."""
+    box, scale = input_box(preprocessing, image.size), min(1.0, MAX_OVERLAY_SIDE / max(image.size))
+    if scale < 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+        box = tuple(edge * scale for edge in box)
+    return overlay(np.asarray(image.convert("RGB")), cam, box)
 
 
 def _bilinear(grid, ys, xs):

@@ -13,12 +13,14 @@ from ..data.folder import read_image
 from ..data.loader import build_dataset, class_names
 from ..data.samples import raw_image
 from ..data.preprocessing import build_preprocess, preprocessing_steps
+from ..data.reduced_decode import decode_size
+from ..data.transforms import build_transforms
 from ..engine.runner import RunnerV3
 from ..errors import ConfigError, PaddleClsError
 from ..utils.logger import logger
 from ..utils.plot import plot_predictions
 from .cam import GradCAM
-from .overlay import input_box, overlay
+from .overlay import MAX_OVERLAY_SIDE, picture_overlay
 from .predictor import top_k
 from .trained import run_precision, trained_model
 
@@ -78,10 +80,12 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
     names = class_names(config)
     inputs = []
     if image_paths:
-        preprocess = build_preprocess(preprocessing_steps(config))
+        steps = preprocessing_steps(config)
+        preprocess = build_preprocess(steps)
+        size = decode_size(build_transforms(steps["steps"], "preprocessing steps"))  # as Predictor and serving
         for path in image_paths:
             try:
-                image = read_image(path, settings["image_shape"][0])
+                image = read_image(path, settings["image_shape"][0], size)
             except PaddleClsError as exc:
                 failures.append(str(exc))
                 continue
@@ -102,8 +106,8 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
             shown = ", ".join(f"{name} {probability:.4f}" for name, probability in ranked)
             logger.info(f"{source}: {shown}" + (f" (true: {truth})" if truth is not None else ""))
             pictures.append((picture, (f"true: {truth}\n" if truth else "") + f"pred: {ranked[0][0]}"))
-            if explainer is not None:
-                shown = np.asarray(read_image(source)) if label is None else picture  # a file in colour, upright
+            if explainer is not None:  # a file in colour, upright, at most MAX_OVERLAY_SIDE pixels
+                shown = read_image(source, 3, (MAX_OVERLAY_SIDE,) * 2) if label is None else Image.fromarray(picture)
                 cams.append((source, shown, sample, int(np.argmax(logits)), ranked[0][0]))
     if pictures:
         os.makedirs(settings["output_dir"], exist_ok=True)
@@ -114,7 +118,6 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
         heat = explainer(sample[None], [index])[0][0]
         path = _cam_path(folder, source, taken)
         os.makedirs(folder, exist_ok=True)
-        box = input_box(steps, (picture.shape[1], picture.shape[0]))
-        Image.fromarray(overlay(picture, heat, box)).save(path)
+        Image.fromarray(picture_overlay(picture, heat, steps)).save(path)
         logger.info(f"{source}: Grad-CAM of {name} at layer {explainer.layer} -> {path}")
     return results, failures

@@ -92,12 +92,14 @@ def _wants_cam(request):
 
 def create_app(folder: str, engine: str = "inference", threads: Optional[int] = None, max_bytes: int = 8 << 20,
                batch_size: int = 32, max_wait: float = 0.005, topk: int = 3, device: Optional[str] = None,
-               explainer: Optional[Callable[[Image.Image], Tuple[np.ndarray, int]]] = None) -> Any:
+               explainer: Optional[Callable[[Image.Image], Tuple[np.ndarray, int]]] = None,
+               max_gather: float = 1.0) -> Any:
     """The FastAPI app serving the export in `folder` with `engine` (inference or onnxruntime) on `device` (a
     Paddle device string, default Paddle's current one). Requests are preprocessed on the CPU, in worker
-    threads; only the batches reach the device. `explainer` (a `deploy.cam.ImageExplainer`) answers `?cam=1`."""
+    threads; only the batches reach the device (see `Batcher` for `batch_size`, `max_wait` and `max_gather`).
+    `explainer` (a `deploy.cam.ImageExplainer`) answers `?cam=1`."""
     predictor = Predictor(folder, engine, threads, device)
-    batcher = Batcher(predictor.model, batch_size, max_wait)
+    batcher = Batcher(predictor.model, batch_size, max_wait, max_gather)
     channels = 1 if predictor.info["color"] == "L" else 3
     index = {name: i for i, name in enumerate(predictor.names)}
 
@@ -126,7 +128,8 @@ def create_app(folder: str, engine: str = "inference", threads: Optional[int] = 
 
         return {"model": os.path.abspath(folder), "engine": engine, "device": predictor.device,
                 "classes": predictor.names, "input_shape": predictor.info["input_shape"], "max_upload_bytes": max_bytes,
-                "batches_run": batcher.batches_run, "images_run": batcher.images_run, "cam": explainer is not None,
+                "batches_run": batcher.batches_run, "images_run": batcher.images_run,
+                "images_being_prepared": batcher.being_prepared, "cam": explainer is not None,
                 "versions": {"paddle_cls": __version__, "paddle": paddle.__version__,
                              "python": platform.python_version()}}
 
