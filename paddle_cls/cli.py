@@ -146,11 +146,12 @@ def serve_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> 
     parser.add_argument("--engine", default="auto", choices=("auto", "inference", "onnxruntime"))
     parser.add_argument("--topk", type=int, default=3, help="labels per image unless the request asks otherwise")
     parser.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body, in MB")
-    parser.add_argument("--batch-size", type=int, default=32, help="most images run together")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="most images run together (a request with more runs alone)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0,
                         help="how long a batch waits for more requests when none is being decoded")
     parser.add_argument("--max-gather-ms", type=float, default=1000.0,
-                        help="how long a batch waits for requests still being decoded (0: not at all)")
+                        help="how long a batch waits for requests still being decoded (0: as --max-wait-ms)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the engine (default: all)")
     parser.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N: where the inference engine runs "
                         "(default: the config's Global.device with -c, else auto); onnxruntime runs on the CPU")

@@ -12,8 +12,7 @@ from PIL import Image
 from paddle_cls.cli import predict_main
 from paddle_cls.config import load_config
 from paddle_cls.deploy.cam import GradCAM, ImageExplainer, feature_maps
-from paddle_cls.deploy.overlay import MAX_OVERLAY_SIDE
-from paddle_cls.deploy.overlay import input_box, overlay
+from paddle_cls.deploy.overlay import MAX_OVERLAY_SIDE, input_box, overlay
 from paddle_cls.deploy.trained import load_trained_model
 from paddle_cls.engine import train
 from paddle_cls.errors import ConfigError
@@ -125,6 +124,24 @@ def test_predict_cam_draws_a_phone_photo_at_the_long_side_limit(patch_run, tmp_p
     assert predict_main(["-c", path, str(photo), "--cam"]) == 0
     drawn = Image.open(os.path.join(config["Global"]["output_dir"], "cam", "IMG_0001.png"))
     assert drawn.size == (MAX_OVERLAY_SIDE, 683)  # as served; it was drawn at 3000 x 2000
+
+
+@pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)
+def test_predict_cam_places_a_centre_crops_map_on_the_full_photo(patch_run, tmp_path):
+    # steps that crop first see the photo's own pixels (no reduced decode): the map covers the central 32 x 32
+    # of the 4000 x 3000 photo, 8 of the overlay's 1,024 columns (a half-scale decode put it over 16)
+    path, config, _, _, _ = patch_run
+    cropping = yaml.safe_load(open(path))
+    cropping["DataLoader"]["Test"]["dataset"]["transforms"] = [
+        {"name": "CenterCrop", "size": SIDE}, {"name": "ToTensor"}, {"name": "Normalize", "mean": 0.5, "std": 0.5}]
+    cropped = tmp_path / "crop_first.yml"
+    cropped.write_text(yaml.safe_dump(cropping))
+    photo = tmp_path / "IMG_0002.jpg"
+    Image.new("RGB", (4000, 3000), (128, 128, 128)).save(photo, quality=95)
+    assert predict_main(["-c", str(cropped), str(photo), "--cam"]) == 0
+    drawn = np.asarray(Image.open(os.path.join(config["Global"]["output_dir"], "cam", "IMG_0002.png"))).astype(int)
+    changed = np.flatnonzero((np.abs(drawn[drawn.shape[0] // 2] - 128) > 8).any(axis=1))
+    assert drawn.shape[:2] == (768, MAX_OVERLAY_SIDE) and 6 <= len(changed) <= 10, changed
 
 
 @pytest.mark.slow  # trains the patch task (CI's Paddle 2.6 pass runs the rest)

@@ -1,5 +1,6 @@
-"""A Grad-CAM map drawn on the picture as the user sees it: the whole image, upright, at its own size, the map
-placed over the part the model's input shows (the preprocessing's Resize and CenterCrop undone)."""
+"""A Grad-CAM map drawn on the picture as the user sees it: the whole image, upright, at its own size (at most
+MAX_OVERLAY_SIDE pixels on its long side), the map placed over the part the model's input shows (the
+preprocessing's Resize and CenterCrop undone)."""
 from __future__ import annotations
 
 import io

@@ -106,8 +106,9 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
             shown = ", ".join(f"{name} {probability:.4f}" for name, probability in ranked)
             logger.info(f"{source}: {shown}" + (f" (true: {truth})" if truth is not None else ""))
             pictures.append((picture, (f"true: {truth}\n" if truth else "") + f"pred: {ranked[0][0]}"))
-            if explainer is not None:  # a file in colour, upright, at most MAX_OVERLAY_SIDE pixels
-                shown = read_image(source, 3, (MAX_OVERLAY_SIDE,) * 2) if label is None else Image.fromarray(picture)
+            if explainer is not None:  # a file in colour, upright; reduced only where the steps' first is a resize
+                shown = Image.fromarray(picture) if label is not None else read_image(
+                    source, 3, (MAX_OVERLAY_SIDE,) * 2 if size else None)
                 cams.append((source, shown, sample, int(np.argmax(logits)), ranked[0][0]))
     if pictures:
         os.makedirs(settings["output_dir"], exist_ok=True)

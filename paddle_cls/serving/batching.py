@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -11,10 +12,10 @@ import numpy as np
 
 
 class Batcher:
-    """Queue model inputs from concurrent requests; run them `batch_size` images at a time. After the first
-    input of a batch, wait for more while other requests' images are still being decoded (`preparing`), for at
-    most `max_gather` seconds (0: not at all), and otherwise at most `max_wait`. The model runs in a worker
-    thread, so the server keeps accepting requests meanwhile.
+    """Queue model inputs from concurrent requests; run them `batch_size` images at a time (a request with more
+    runs alone). After the first input of a batch, wait for more while requests that would fit the batch are
+    still being decoded (`preparing`), for at most `max_gather` seconds (0: as long as otherwise), and otherwise
+    at most `max_wait`. The model runs in a worker thread, so the server keeps accepting requests meanwhile.
 
     Why wait for images being decoded: on a CPU the decoders and the model share the cores, so a batch run
     early is a small one padded to the next power of two, and the model spends cores on padding the decoders
@@ -36,7 +37,7 @@ class Batcher:
         self.task = None
         self.batches_run = 0
         self.images_run = 0
-        self.being_prepared = 0
+        self.preparing_sizes = Counter()  # image count of each request being decoded -> how many such requests
         self.carried = None  # a request that did not fit the last batch: the next one's first
 
     def start(self) -> None:
@@ -52,11 +53,18 @@ class Batcher:
     def preparing(self, images: int) -> Iterator[None]:
         """Mark `images` of a request as being decoded until the block ends (they then reach `logits`, or the
         request failed): batches wait for them."""
-        self.being_prepared += images
+        self.preparing_sizes[images] += 1
         try:
             yield
         finally:
-            self.being_prepared -= images
+            self.preparing_sizes[images] -= 1
+            if not self.preparing_sizes[images]:
+                del self.preparing_sizes[images]
+
+    @property
+    def being_prepared(self) -> int:
+        """Images of requests being decoded now."""
+        return sum(size * count for size, count in self.preparing_sizes.items())
 
     async def logits(self, inputs: np.ndarray) -> np.ndarray:
         """The logits of one request's inputs [n, C, H, W], computed in a batch with other requests'."""
@@ -79,7 +87,9 @@ class Batcher:
         pending, count, first = [first_item], len(first_item[0]), time.monotonic()
         while count < self.batch_size:
             if self.queue.empty():
-                waiting = max(self.max_gather, self.max_wait) if self.being_prepared > 0 else self.max_wait
+                # wait longer only for requests being decoded that fit the batch (a larger one starts the next)
+                joinable = any(size <= self.batch_size - count for size in self.preparing_sizes)
+                waiting = max(self.max_gather, self.max_wait) if joinable else self.max_wait
                 left = first + waiting - time.monotonic()
                 if left <= 0:
                     break
