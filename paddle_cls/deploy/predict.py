@@ -79,10 +79,10 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
     test_set = build_dataset(config, "Test") if indices else None
     names = class_names(config)
     inputs = []
+    steps = preprocessing_steps(config)
+    size = decode_size(build_transforms(steps["steps"], "preprocessing steps"))  # as Predictor and serving decode
     if image_paths:
-        steps = preprocessing_steps(config)
         preprocess = build_preprocess(steps)
-        size = decode_size(build_transforms(steps["steps"], "preprocessing steps"))  # as Predictor and serving
         for path in image_paths:
             try:
                 image = read_image(path, settings["image_shape"][0], size)
@@ -114,7 +114,7 @@ def predict(config: dict, image_paths: Sequence[str] = (), indices: Sequence[int
         os.makedirs(settings["output_dir"], exist_ok=True)
         plot_predictions([p for p, _ in pictures], [t for _, t in pictures],
                          os.path.join(settings["output_dir"], figure))
-    steps, folder = preprocessing_steps(config), os.path.join(settings["output_dir"], CAM_DIR)
+    folder = os.path.join(settings["output_dir"], CAM_DIR)
     for source, picture, sample, index, name in cams:
         heat = explainer(sample[None], [index])[0][0]
         path = _cam_path(folder, source, taken)
